@@ -1,0 +1,17 @@
+"""Shared fixtures: a tiny synthetic VOC tree (session-wide) and single-threaded torch so tests fit 2 cores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def synth_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-image, 64x64 synthetic VOC set; returns the VOC2012 folder (read-only for tests: copy to modify)."""
+    from segx.data.synth import make_synthetic_voc
+
+    return make_synthetic_voc(tmp_path_factory.mktemp("synth"), n=24, size=64, seed=0)
