@@ -1,0 +1,15 @@
+"""segx bench: runtimes behind one interface (bench.runtimes), parity, speed and the matrix report.
+`run_bench` is imported lazily so `import bench.runtimes` (predict, export) stays light."""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BenchConfig", "run_bench"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from bench import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'bench' has no attribute '{name}'")

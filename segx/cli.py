@@ -13,7 +13,7 @@ import segx
 from segx.errors import SegxError
 
 # segx/commands/<name>.py each define `command` (a click.Command or Group); listed in help order.
-COMMANDS = ["data"]
+COMMANDS = ["data", "bench", "predict", "models", "train", "eval"]
 
 
 class SegxGroup(click.Group):

@@ -15,3 +15,14 @@ def synth_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from segx.data.synth import make_synthetic_voc
 
     return make_synthetic_voc(tmp_path_factory.mktemp("synth"), n=24, size=64, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(synth_voc: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of lraspp_mobilenet_v3_large trained 2 quick epochs on `synth_voc` at 64² (a few seconds)."""
+    from segx.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run") / "lraspp"
+    run = train(TrainConfig(data=synth_voc, arch="lraspp_mobilenet_v3_large", epochs=2, batch=4, crop=64,
+                            out=out, workers=0, device="cpu"))
+    return run / "best.pt"

@@ -45,7 +45,8 @@ def load_runtime(path: str | Path, runtime: str | None = None, **kwargs: Any) ->
 
 def _import_all() -> None:
     # Each module registers its class at import; heavy packages are imported inside the classes.
-    from bench.runtimes import torch_rt  # noqa: F401
+    from bench.runtimes import (compile_rt, onnxruntime_rt, openvino_rt, tensorrt_rt,  # noqa: F401
+                                torch_rt, torchscript_rt)
 
 
 __all__ = ["RUNTIMES", "Runtime", "RuntimeUnavailable", "get_runtime", "load_runtime", "register_runtime",

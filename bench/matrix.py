@@ -1,0 +1,134 @@
+"""The bench matrix: the rows to run (model x runtime x precision x batch) and, per (runtime, precision), the recipe
+that makes the model file a row loads. RECIPES is the one table; a combination it lacks is a skipped row."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from segx.errors import SegxError, unknown_choice
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+DEVICES = ("cpu", "cuda")
+# what `segx bench` runs when --runtimes / --precisions are not given, per device
+DEFAULT_RUNTIMES = {"cpu": ("torch", "onnxruntime", "openvino"), "cuda": ("torch", "onnxruntime", "tensorrt")}
+DEFAULT_PRECISIONS = {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "int8")}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a (runtime, precision) row gets its model file and where it can run."""
+
+    fmt: str | None                   # exporters format that writes the file; None = the .pt checkpoint itself
+    fp16: bool = False                # export options passed to exporters.export
+    int8: bool = False                # needs calibration data
+    devices: tuple[str, ...] = DEVICES
+    note: str = ""
+
+
+RECIPES: dict[tuple[str, str], Recipe] = {
+    ("torch", "fp32"): Recipe(None, note="eager; channels_last on CPU"),
+    ("torch", "bf16"): Recipe(None, note="bf16 autocast + channels_last"),
+    ("torch", "fp16"): Recipe(None, devices=("cuda",), note="fp16 autocast + channels_last"),
+    ("compile", "fp32"): Recipe(None, note="torch.compile"),
+    ("compile", "bf16"): Recipe(None, note="torch.compile + bf16 autocast"),
+    ("compile", "fp16"): Recipe(None, devices=("cuda",), note="torch.compile + fp16 autocast"),
+    ("torchscript", "fp32"): Recipe("torchscript"),
+    ("onnxruntime", "fp32"): Recipe("onnx"),
+    ("onnxruntime", "fp16"): Recipe("onnx", fp16=True, devices=("cuda",)),
+    ("onnxruntime", "int8"): Recipe("onnx", int8=True, devices=("cpu",), note="static QDQ, per-channel"),
+    ("openvino", "fp32"): Recipe("openvino", devices=("cpu",), note="f32 inference-precision hint"),
+    ("openvino", "bf16"): Recipe("openvino", devices=("cpu",), note="the fp32 IR run with the bf16 hint"),
+    ("openvino", "int8"): Recipe("openvino", int8=True, devices=("cpu",), note="NNCF post-training quantisation"),
+    ("tensorrt", "fp32"): Recipe("trt", devices=("cuda",)),
+    ("tensorrt", "fp16"): Recipe("trt", fp16=True, devices=("cuda",)),
+    ("tensorrt", "int8"): Recipe("trt", int8=True, devices=("cuda",), note="entropy calibration"),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One model under test: its arch, the .pt checkpoint every row starts from, and the name tables show."""
+
+    arch: str
+    checkpoint: Path
+    label: str
+    trained: bool
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    source: ModelSource
+    runtime: str
+    precision: str
+    batch: int
+    device: str
+    imgsz: int
+    recipe: Recipe | None
+    skip: str | None = None           # the reason this row will not run (a "skipped" row)
+
+    @property
+    def dynamic(self) -> bool:
+        """Exported files are fixed-shape at batch 1; other batches run a dynamic export."""
+        return self.batch != 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.source.label} {self.runtime} {self.precision} b{self.batch}"
+
+
+def check_names(runtimes: tuple[str, ...], precisions: tuple[str, ...]) -> None:
+    """Raise one SegxError (with the closest name) for an unknown runtime or precision."""
+    from bench.runtimes import get_runtime
+
+    for name in runtimes:
+        get_runtime(name)
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise unknown_choice("precision", p, PRECISIONS)
+
+
+def check_device(device: str) -> str:
+    kind = device.split(":")[0]
+    if kind not in DEVICES:
+        raise unknown_choice("device", device, DEVICES)
+    return kind
+
+
+def skip_reason(runtime: str, precision: str, device: str) -> str | None:
+    """Why (runtime, precision) cannot run on `device` here, or None when it can."""
+    from bench.runtimes import RuntimeUnavailable, get_runtime
+
+    kind = check_device(device)
+    recipe = RECIPES.get((runtime, precision))
+    ways = [p for p in PRECISIONS if (runtime, p) in RECIPES]
+    if recipe is None:
+        return f"segx has no {precision} path for {runtime} (it runs {runtime} in {', '.join(ways)})"
+    if kind not in recipe.devices:
+        return f"{runtime} {precision} runs on {'/'.join(recipe.devices)} only, not {device}"
+    cls = get_runtime(runtime)
+    if precision not in cls.precisions:
+        return f"runtime {runtime} has no precision {precision} (has {', '.join(cls.precisions)})"
+    try:
+        cls.check_available(device)
+    except RuntimeUnavailable as e:
+        return str(e)
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "CUDA is not available here (no NVIDIA GPU or a CPU-only torch)"
+    return None
+
+
+def plan_rows(sources: list[ModelSource], runtimes: tuple[str, ...], precisions: tuple[str, ...],
+              batches: tuple[int, ...], *, device: str, imgsz: int) -> list[RowPlan]:
+    """Every model x runtime x precision x batch, in that nesting order; each with its recipe or skip reason."""
+    check_names(runtimes, precisions)
+    if not sources:
+        raise SegxError("nothing to benchmark: give --models (checkpoints / run folders) or --archs")
+    if any(b < 1 for b in batches) or not batches:
+        raise SegxError(f"--batch values must be positive integers (got {', '.join(map(str, batches))})")
+    reasons = {(r, p): skip_reason(r, p, device) for r, p in itertools.product(runtimes, precisions)}
+    return [RowPlan(src, r, p, b, device, imgsz, RECIPES.get((r, p)), reasons[r, p])
+            for src, r, p, b in itertools.product(sources, runtimes, precisions, batches)]

@@ -1,0 +1,200 @@
+"""`run_bench`: plan the matrix, make each row's model file (exports cached per recipe), measure every row in its
+own subprocess, never stop on a row's failure, write the reports, then apply the --max-miou-drop gate."""
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bench import matrix, rows, sources
+from segx.errors import SegxError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    models: tuple[str, ...] = ()          # .pt checkpoints or run folders (trained)
+    archs: tuple[str, ...] = ()           # random-init archs (speed only)
+    runtimes: tuple[str, ...] = ()        # () = matrix.DEFAULT_RUNTIMES[device]
+    precisions: tuple[str, ...] = ()      # () = matrix.DEFAULT_PRECISIONS[device]
+    data: str | None = None               # VOC root: parity + mIoU per row, INT8 calibration
+    split: str = "val"
+    n_images: int = 32
+    imgsz: int = 512
+    batches: tuple[int, ...] = (1,)
+    threads: int | None = None
+    device: str = "cpu"
+    out: str = "runs/bench"
+    max_miou_drop: float = 1.0            # points; a row losing more is "fail"
+    strict: bool = False                  # "error" rows also fail the gate
+    min_iters: int = 50
+    min_time: float = 2.0
+    timeout: float = 900.0                # seconds per row (its subprocess)
+    command: str | None = None            # the command line shown in bench.md
+
+    def resolved(self) -> BenchConfig:
+        kind = matrix.check_device(self.device)
+        return BenchConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)},
+                              "runtimes": self.runtimes or matrix.DEFAULT_RUNTIMES[kind],
+                              "precisions": self.precisions or matrix.DEFAULT_PRECISIONS[kind]})
+
+    def to_command(self) -> str:
+        """The `segx bench` command line equivalent to this config."""
+        parts = ["segx", "bench"]
+        parts += ["--models", *self.models] if self.models else []
+        parts += ["--archs", ",".join(self.archs)] if self.archs else []
+        parts += ["--runtimes", ",".join(self.runtimes), "--precisions", ",".join(self.precisions)]
+        parts += ["--data", self.data, "--split", self.split, "--n-images", str(self.n_images)] if self.data else []
+        parts += ["--imgsz", str(self.imgsz), "--batch", ",".join(map(str, self.batches)), "--device", self.device]
+        parts += ["--threads", str(self.threads)] if self.threads else []
+        parts += ["--out", self.out, "--max-miou-drop", f"{self.max_miou_drop:g}"]
+        return shlex.join(parts)
+
+
+@dataclass
+class BenchResult:
+    env: dict[str, Any]
+    rows: list[dict[str, Any]]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def failing(self, strict: bool = False) -> list[dict[str, Any]]:
+        bad = ("fail", "error") if strict else ("fail",)
+        return [r for r in self.rows if r["status"] in bad]
+
+
+class _Runner:
+    """Per-run state: exported files (one per recipe and shape) and parity results shared between batch sizes."""
+
+    def __init__(self, config: BenchConfig, out: Path, data: Path | None, calib: Path | None) -> None:
+        self.config, self.out, self.data, self.calib = config, out, data, calib
+        self.exports: dict[tuple[Any, ...], tuple[Path, float]] = {}
+        self.parity: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def model_file(self, plan: matrix.RowPlan) -> tuple[Path, float | None]:
+        """The file the row loads: the checkpoint itself, or its export (made once, then reused)."""
+        recipe = plan.recipe
+        if recipe is None or recipe.fmt is None:
+            return plan.source.checkpoint, None
+        key = (plan.source.label, recipe.fmt, recipe.fp16, recipe.int8, plan.dynamic)
+        if key not in self.exports:
+            import exporters
+
+            tag = recipe.fmt + ("-fp16" if recipe.fp16 else "") + ("-int8" if recipe.int8 else "") + \
+                ("-dynamic" if plan.dynamic else "")
+            data = self.data or (self.calib if recipe.int8 else None)
+            t0 = time.perf_counter()
+            path = exporters.export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz, dynamic=plan.dynamic,
+                                    fp16=recipe.fp16, int8=recipe.int8, data=data,
+                                    split=self.config.split if self.data else "train",
+                                    out=self.out / "models" / plan.source.label / tag, verify=False)
+            self.exports[key] = (Path(path), time.perf_counter() - t0)
+        return self.exports[key]
+
+    def spec(self, plan: matrix.RowPlan, model: Path) -> dict[str, Any]:
+        c = self.config
+        parity_key = (str(model), plan.runtime, plan.precision, plan.device)
+        return {"model": str(model), "runtime": plan.runtime, "precision": plan.precision, "device": plan.device,
+                "threads": c.threads, "batch": plan.batch, "imgsz": plan.imgsz,
+                "speed": {"min_iters": c.min_iters, "min_time": c.min_time},
+                "parity": None if self.data is None or parity_key in self.parity else
+                {"reference": str(plan.source.checkpoint), "data": str(self.data), "split": c.split,
+                 "n": c.n_images}}
+
+    def run(self, plan: matrix.RowPlan) -> dict[str, Any]:
+        """One row; any failure becomes an "error" row with its reason (the matrix never stops)."""
+        row = rows.new_row(plan)
+        if plan.skip:
+            return {**row, "status": "skipped", "error": plan.skip}
+        try:
+            model, export_s = self.model_file(plan)
+            row.update(model_path=str(model), size_mb=rows.model_size_mb(model), export_s=export_s)
+            result = rows.run_worker(self.spec(plan, model), self.config.timeout)
+        except Exception as e:  # noqa: BLE001 - one row's failure is that row's status, like ultralytics benchmarks
+            log.debug("row %s failed", plan.name, exc_info=True)
+            return {**row, "status": "error", "error": rows.one_line(e)}
+        return self._finish(row, plan, result)
+
+    def _finish(self, row: dict[str, Any], plan: matrix.RowPlan, result: dict[str, Any]) -> dict[str, Any]:
+        if result.get("status") == "skipped":
+            return {**row, "status": "skipped", "error": result.get("error")}
+        parity_key = (row["model_path"], plan.runtime, plan.precision, plan.device)
+        if "pixel_agreement" in result:
+            self.parity[parity_key] = {k: result[k] for k in rows.PARITY_KEYS if k in result}
+        result = {**result, **self.parity.get(parity_key, {})}
+        for key in ("p50_ms", "p95_ms", "p99_ms", "fps", *rows.PARITY_KEYS, *rows.EXTRA_KEYS):
+            if key in result:
+                row[key] = result[key]
+        floor = _agreement_floor(plan.precision) if row.get("pixel_agreement") is not None else None
+        row["status"], row["error"] = rows.gate(row, self.config.max_miou_drop, floor)
+        return row
+
+
+def _agreement_floor(precision: str) -> float | None:
+    """The pixel-agreement floor of a precision's parity gate (None: that gate only checks mIoU)."""
+    from bench.parity import gate_for
+
+    return getattr(gate_for(precision), "min_agreement", None)
+
+
+def _inputs(config: BenchConfig, out: Path, plans: list[matrix.RowPlan]) -> tuple[Path | None, Path | None]:
+    """(VOC root for parity, calibration VOC root for INT8 when there is no --data)."""
+    if config.data:
+        from segx.data.layout import resolve_voc_root
+
+        return resolve_voc_root(config.data), None
+    if any(p.recipe and p.recipe.int8 and not p.skip for p in plans):
+        return None, sources.calibration_set(out / f"calib_{config.imgsz}", imgsz=config.imgsz)
+    return None, None
+
+
+def _check(config: BenchConfig) -> None:
+    if config.imgsz < 32 or config.imgsz % 8:
+        raise SegxError(f"--imgsz must be a multiple of 8 and >= 32 (got {config.imgsz})")
+    if config.n_images < 1:
+        raise SegxError(f"--n-images must be >= 1 (got {config.n_images})")
+    if config.threads is not None and config.threads < 1:
+        raise SegxError(f"--threads must be >= 1 (got {config.threads})")
+
+
+def run_bench(config: BenchConfig | None = None, **options: Any) -> BenchResult:
+    """Benchmark every model x runtime x precision x batch; write bench.{json,csv,md,png} to config.out.
+
+    Raises SegxError AFTER the reports are written when a row fails its gate (or errors, with strict)."""
+    from bench import report
+    from bench.env import collect_env
+    from segx.log import progress
+
+    config = (config or BenchConfig(**options)).resolved()
+    _check(config)
+    out = Path(config.out)
+    matrix.check_names(config.runtimes, config.precisions)
+    used: set[str] = set()
+    srcs = sources.from_checkpoints(config.models, used) + \
+        sources.from_archs(config.archs, imgsz=config.imgsz, folder=out / "models" / "random_init", used=used)
+    plans = matrix.plan_rows(srcs, config.runtimes, config.precisions, config.batches, device=config.device,
+                             imgsz=config.imgsz)
+    env = collect_env()
+    runner = _Runner(config, out, *_inputs(config, out, plans))
+    result = BenchResult(env=env, rows=[])
+    with progress() as bar:
+        task = bar.add_task("bench", total=len(plans))
+        for plan in plans:
+            bar.update(task, description=plan.name)
+            result.rows.append(runner.run(plan))
+            bar.advance(task)
+    result.files = report.write_reports(out, env, result.rows, command=config.command or config.to_command())
+    report.print_table(result.rows)
+    _gate(result, config)
+    return result
+
+
+def _gate(result: BenchResult, config: BenchConfig) -> None:
+    bad = result.failing(config.strict)
+    if bad:
+        names = "; ".join(f"{r['model']} {r['runtime']} {r['precision']} b{r['batch']}: {r['status']} "
+                          f"({r['error']})" for r in bad)
+        raise SegxError(f"{len(bad)} bench row(s) failed the gate (reports in {config.out}): {names}")

@@ -1,0 +1,81 @@
+"""ONNX Runtime: a `.onnx` export on the CPU execution provider (graph optimisation ALL, `threads` intra-op
+threads), or CUDA / TensorRT providers when onnxruntime-gpu is installed. The precision (fp32 or int8 QDQ) is a
+property of the file, read from its segx metadata."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bench.runtimes import register_runtime
+from bench.runtimes.base import Runtime, RuntimeUnavailable
+from bench.runtimes.common import check_batch, dims_to_shape, file_precision
+from segx.errors import SegxError
+from segx.meta import ModelMeta
+
+GPU_HINT = "pip install 'segx[gpu]' (onnxruntime-gpu) on a machine with an NVIDIA GPU"
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise RuntimeUnavailable("runtime 'onnxruntime' needs the onnxruntime package: pip install onnxruntime") from e
+    return onnxruntime
+
+
+@register_runtime
+class OnnxRuntime(Runtime):
+    """Options: tensorrt_ep (bool, CUDA only: put ONNX Runtime's TensorRT provider first)."""
+
+    name = "onnxruntime"
+    suffixes = (".onnx",)
+    precisions = ("fp32", "int8")
+    devices = ("cpu", "cuda")
+
+    @classmethod
+    def check_available(cls, device: str = "cpu") -> None:
+        super().check_available(device)
+        ort = _ort()
+        if device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeUnavailable(f"runtime 'onnxruntime' on CUDA needs the CUDA execution provider: {GPU_HINT}")
+
+    def _providers(self) -> list[Any]:
+        if not self.device.startswith("cuda"):
+            return ["CPUExecutionProvider"]
+        index = int(self.device.split(":")[1]) if ":" in self.device else 0
+        cuda = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        if self.options.get("tensorrt_ep"):
+            return [("TensorrtExecutionProvider", {"device_id": index}), *cuda]
+        return cuda
+
+    def load(self) -> None:
+        ort = _ort()
+        if not self.model_path.is_file():
+            raise SegxError(f"{self.model_path}: ONNX file not found")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = self.threads or 0
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), so, providers=self._providers())
+        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SegxError(f"{self.model_path}: ONNX Runtime cannot load it ({first[:200]})") from e
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "arch" not in props:
+            raise SegxError(f"{self.model_path}: no segx metadata in the ONNX file (not exported by segx); "
+                            f"re-export it with segx export --fmt onnx")
+        self.meta = ModelMeta.from_strings(props)
+        self.precision = file_precision(self.name, self.model_path, self.precision, self.meta.precision)
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name, self.output_name = inp.name, out.name
+        self.input_shape = dims_to_shape(inp.shape)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        batch = check_batch(self.name, self.input_shape, batch)
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,123 @@
+"""Latency measurement of one loaded Runtime: warm-up, then timed runs until enough iterations AND enough time;
+p50/p95/p99 ms per batch, images/s, threads and peak memory (CUDA timed with events after synchronisation)."""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.runtimes.base import Runtime
+from segx.errors import SegxError
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    min_iters: int = 50       # timed runs: at least this many ...
+    min_time: float = 2.0     # ... and at least this many seconds
+    warmup_iters: int = 5     # warm-up: this many runs or warmup_time seconds, whichever comes first (>= 1 run)
+    warmup_time: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_iters < 1:
+            raise SegxError(f"--min-iters must be >= 1 (got {self.min_iters})")
+        if self.min_time < 0 or self.warmup_time < 0 or self.warmup_iters < 0:
+            raise SegxError("--min-time and the warm-up settings must be >= 0")
+
+
+@dataclass(frozen=True)
+class SpeedResult:
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    fps: float                # images/s = batch * 1000 / p50
+    iters: int
+    timed_s: float
+    warmup_iters: int
+    peak_mem_mb: float        # peak resident memory of this process (RSS)
+    gpu_mem_mb: float | None  # torch.cuda.max_memory_allocated on CUDA, else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _is_cuda(device: str) -> bool:
+    if not device.startswith("cuda"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _timer(fn: Callable[[], object], cuda: bool) -> Callable[[], float]:
+    """A function that runs `fn` once and returns its latency in ms."""
+    if not cuda:
+        def wall() -> float:
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) * 1000.0
+        return wall
+
+    import torch
+
+    def events() -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return float(start.elapsed_time(end))
+    return events
+
+
+def _repeat(once: Callable[[], float], iters: int, seconds: float, *, until_both: bool) -> list[float]:
+    """Run `once` until iters AND seconds are reached (until_both) or until either is (warm-up, >= 1 run)."""
+    times: list[float] = []
+    t0 = time.perf_counter()
+    while True:
+        enough_n = len(times) >= iters
+        enough_t = time.perf_counter() - t0 >= seconds
+        if times and ((enough_n and enough_t) if until_both else (enough_n or enough_t)):
+            return times
+        times.append(once())
+
+
+def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConfig()) -> SpeedResult:
+    """Time runtime.infer(batch): warm-up, then timed runs; latency is per batch."""
+    cuda = _is_cuda(runtime.device)
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    once = _timer(lambda: runtime.infer(batch), cuda)
+    warm = _repeat(once, config.warmup_iters, config.warmup_time, until_both=False) \
+        if config.warmup_iters > 0 else []
+    t0 = time.perf_counter()
+    times = np.asarray(_repeat(once, config.min_iters, config.min_time, until_both=True))
+    timed_s = time.perf_counter() - t0
+    p50, p95, p99 = (float(v) for v in np.percentile(times, [50, 95, 99]))
+    gpu_mem = None
+    if cuda:
+        import torch
+
+        gpu_mem = torch.cuda.max_memory_allocated() / 2**20
+    return SpeedResult(p50_ms=p50, p95_ms=p95, p99_ms=p99, fps=batch.shape[0] * 1000.0 / p50 if p50 > 0 else 0.0,
+                       iters=int(times.size), timed_s=timed_s, warmup_iters=len(warm), peak_mem_mb=peak_rss_mb(),
+                       gpu_mem_mb=gpu_mem)
+
+
+def make_batch(batch: int, hw: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A normalised-looking float32 N x 3 x H x W input (standard normal), the same for every runtime."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 3, *hw), dtype=np.float32)

@@ -1,0 +1,135 @@
+"""What one export needs: the validated options (`ExportOptions`), the model to export (`Source`) and the job of one
+precision attempt (`ExportJob`), plus where its file goes. Shared by every format module."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from segx.errors import SegxError, unknown_choice
+from segx.meta import ModelMeta
+
+PRECISION_SUFFIX = {"fp32": "", "fp16": "_fp16", "bf16": "_bf16", "int8": "_int8"}
+MIN_IMGSZ = 32
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Every `export()` option with its default. `imgsz`..`n_verify` apply to all formats; the rest only where the
+    format's FORMATS row lists them."""
+
+    imgsz: int = 512
+    data: str | Path | None = None      # VOC root: INT8 calibration images and the parity check's images
+    split: str = "val"
+    out: str | Path | None = None       # output folder (default: next to the checkpoint)
+    verify: bool = True                 # run the parity check (and the INT8 fall-back)
+    n_verify: int = 32
+    dynamic: bool = False
+    fp16: bool = False
+    int8: bool = False
+    simplify: bool = True
+    opset: int | None = None
+    workspace: float = 4.0              # GiB, TensorRT builder workspace
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
+
+
+COMMON_OPTIONS = ("imgsz", "data", "split", "out", "verify", "n_verify")
+_DEFAULTS = ExportOptions()
+
+
+def validate_options(fmt: str, allowed: tuple[str, ...], options: dict[str, Any]) -> ExportOptions:
+    """Options -> ExportOptions; unknown names and options `fmt` does not take (set to a non-default) are errors."""
+    names = [f.name for f in dataclasses.fields(ExportOptions)]
+    for key, value in options.items():
+        if key not in names:
+            raise unknown_choice("export option", key, names)
+        if key not in COMMON_OPTIONS and key not in allowed and value != getattr(_DEFAULTS, key):
+            takes = ", ".join((*COMMON_OPTIONS, *allowed))
+            raise SegxError(f"format '{fmt}' does not take option '{key}'; it takes: {takes}")
+    opts = ExportOptions(**options)
+    _check_values(opts)
+    return opts
+
+
+def _check_values(opts: ExportOptions) -> None:
+    for name in ("imgsz", "n_verify"):
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (MIN_IMGSZ if name == "imgsz" else 1):
+            least = MIN_IMGSZ if name == "imgsz" else 1
+            raise SegxError(f"{name} must be an integer ≥ {least}, got {value!r}")
+    if opts.fp16 and opts.int8:
+        raise SegxError("choose one of fp16 / int8 (int8 falls back to fp16 or fp32 by itself when it fails its gate)")
+    if opts.int8 and opts.data is None:
+        raise SegxError("int8 needs real images to calibrate on: give data=VOC_ROOT (--data)")
+    if not opts.workspace > 0:
+        raise SegxError(f"workspace must be > 0 GiB, got {opts.workspace!r}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The model to export: an eval-mode module, its metadata and the checkpoint it came from (None if in memory)."""
+
+    module: nn.Module
+    meta: ModelMeta
+    path: Path | None = None
+
+
+def load_source(model: str | Path | tuple[nn.Module, ModelMeta]) -> Source:
+    if isinstance(model, tuple):
+        module, meta = model
+        return Source(module.eval(), meta)
+    from segx.checkpoint import load_model
+
+    module, meta = load_model(model)
+    return Source(module.eval(), meta, Path(model))
+
+
+def output_path(source: Source, out: str | Path | None, precision: str, suffix: str) -> Path:
+    """runs/NAME/best.pt -> runs/NAME/best<_fp16|_int8><suffix>, or the same name inside `out`."""
+    if out is None and source.path is None:
+        raise SegxError("exporting an in-memory model needs an output folder (out=DIR)")
+    folder = Path(out) if out is not None else source.path.parent  # type: ignore[union-attr]
+    stem = source.path.stem if source.path is not None else source.meta.arch
+    return folder / f"{stem}{PRECISION_SUFFIX[precision]}{suffix}"
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SegxError(f"{folder}: cannot create the output folder ({e.strerror})") from e
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SegxError(f"{folder}: output folder is not writable; choose another with --out")
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One precision attempt of one format; `meta` already carries imgsz, dynamic and precision."""
+
+    module: nn.Module
+    meta: ModelMeta
+    opts: ExportOptions
+    cache_dir: Path                     # where calibration / timing caches live (the output folder)
+
+    @property
+    def precision(self) -> str:
+        return self.meta.precision
+
+    def example(self) -> torch.Tensor:
+        """The tracing input: batch 2 for dynamic exports (torch.export specialises size-1 dims), else 1."""
+        gen = torch.Generator().manual_seed(0)
+        s = self.meta.imgsz
+        return torch.randn(2 if self.meta.dynamic else 1, 3, s, s, generator=gen)
+
+
+def make_job(source: Source, opts: ExportOptions, precision: str, cache_dir: Path) -> ExportJob:
+    meta = source.meta.replace(imgsz=opts.imgsz, dynamic=opts.dynamic, precision=precision)
+    return ExportJob(source.module, meta, opts, cache_dir)

@@ -1,0 +1,98 @@
+"""ONNX export: torch.onnx.export (the torch.export-based exporter, default since torch 2.9) at a fixed size or with
+dynamic batch/H/W, onnxslim simplification, onnx.checker, segx metadata in metadata_props; INT8 as ONNX Runtime
+static QDQ quantisation (per-channel weights) calibrated on real images of the split."""
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from exporters.job import ExportJob
+from exporters.quantize import CalibrationImages
+from segx.meta import ModelMeta
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 18   # ONNX Runtime 1.32, OpenVINO 2026 and TensorRT 10 all take 17..20
+OPSETS = (17, 18, 19, 20)
+INPUT, OUTPUT = "images", "logits"
+
+
+def set_metadata(model: onnx.ModelProto, meta: ModelMeta) -> None:
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, meta.to_strings())
+
+
+def onnx_model(job: ExportJob) -> onnx.ModelProto:
+    """The float ONNX model of job.module (checked, simplified unless opts.simplify is False), metadata set."""
+    x = job.example()
+    dynamic = None
+    if job.meta.dynamic:
+        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+        dynamic = (dims,)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(job.module, (x,), None, dynamo=True, opset_version=job.opts.opset or DEFAULT_OPSET,
+                                    input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=dynamic,
+                                    verbose=False, report=False)
+    model = program.model_proto
+    if job.opts.simplify:
+        import onnxslim
+
+        model = onnxslim.slim(model)
+    set_metadata(model, job.meta)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(job: ExportJob, path: Path) -> None:
+    model = onnx_model(job)
+    if job.precision != "int8":
+        onnx.save(model, path)
+        return
+    with tempfile.TemporaryDirectory(prefix="segx-onnx-") as tmp:
+        float_file, pre_file = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx"
+        onnx.save(model, float_file)
+        quantize_onnx(float_file, pre_file, path, job)
+    quantized = onnx.load(path)
+    set_metadata(quantized, job.meta)  # the quantiser does not keep metadata_props
+    onnx.checker.check_model(quantized)
+    onnx.save(quantized, path)
+
+
+def _reader(images: CalibrationImages) -> Any:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        """ONNX Runtime's calibration protocol over the shared CalibrationImages batches."""
+
+        def __init__(self) -> None:
+            self.batches = iter(images)
+
+        def get_next(self) -> dict[str, Any] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT: batch}
+
+        def rewind(self) -> None:
+            self.batches = iter(images)
+
+    return Reader()
+
+
+def quantize_onnx(float_file: Path, pre_file: Path, out: Path, job: ExportJob) -> None:
+    """quant_pre_process (shape inference + optimisation), then static QDQ INT8 with per-channel weights."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]
+                               skip=job.opts.n_verify)
+    log.info("INT8: calibrating on %d images of split '%s'", images.n_images, job.opts.split)
+    quant_pre_process(str(float_file), str(pre_file))
+    quantize_static(str(pre_file), str(out), _reader(images), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)

@@ -1,0 +1,49 @@
+"""`segx models`: the registered architectures with parameters, GFLOPs, pretrained sources and export formats."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("models")
+@click.option("--imgsz", type=click.IntRange(32, 4096), default=512, show_default=True,
+              help="Square input size the GFLOPs are counted at.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def command(imgsz: int, as_json: bool) -> None:
+    """List the segmentation architectures segx can train and export.
+
+    Parameters count what inference uses (auxiliary training heads excluded); GFLOPs are counted by
+    torch.utils.flop_counter for one 1×3×IMGSZ×IMGSZ image (a multiply-add counts as 2 FLOPs), on the meta
+    device, so listing is quick. Pretrained: weight sources that exist for the arch (not loaded by segx yet).
+
+    \b
+    Examples:
+      segx models
+      segx models --imgsz 256
+      segx models --json
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from segx.models import get_arch, list_archs
+    from segx.models.profile import profile
+
+    rows = []
+    for name in list_archs():
+        spec, prof = get_arch(name), profile(name, imgsz)
+        rows.append({"name": name, "family": spec.family, "library": spec.library, "params_m": prof.params / 1e6,
+                     "gflops": prof.flops / 1e9, "imgsz": imgsz, "pretrained": list(spec.pretrained),
+                     "export_formats": list(spec.export_formats), "optimizer": spec.optimizer, "lr": spec.lr,
+                     "crop": spec.crop, "epochs": spec.epochs, "description": spec.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "family", "params (M)", f"GFLOPs @{imgsz}²", "pretrained", "export formats",
+                  "train defaults", title="segx architectures")
+    for r in rows:
+        table.add_row(r["name"], r["family"], f"{r['params_m']:.2f}", f"{r['gflops']:.1f}",
+                      ", ".join(r["pretrained"]) or "-", ",".join(r["export_formats"]),
+                      f"{r['optimizer']} {r['lr']:g}, crop {r['crop']}, {r['epochs']} ep")
+    Console(width=None if sys.stdout.isatty() else 160).print(table)

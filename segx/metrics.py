@@ -1,0 +1,159 @@
+"""Segmentation metrics (no I/O): a confusion matrix over a whole split -> mIoU, per-class IoU, pixel accuracy,
+mean class accuracy, frequency-weighted IoU; and the boundary F1 score (BF, Csurka et al. 2013)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from segx.data.constants import CLASSES, IGNORE_INDEX, NUM_CLASSES
+from segx.errors import SegxError
+
+
+def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+class ConfusionMatrix:
+    """Accumulates a C×C matrix (rows = target class, columns = predicted class), skipping `ignore_index` pixels."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.mat = np.zeros((num_classes, num_classes), dtype=np.int64)
+
+    def update(self, pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> None:
+        """Add one batch: integer class maps of any (equal) shape."""
+        pred, target = _as_numpy(pred).ravel(), _as_numpy(target).ravel()
+        if pred.shape != target.shape:
+            raise ValueError(f"pred and target differ in size: {pred.size} vs {target.size}")
+        keep = target != self.ignore_index
+        pred, target = pred[keep].astype(np.int64), target[keep].astype(np.int64)
+        n = self.num_classes
+        if target.size and (target.min() < 0 or target.max() >= n):
+            raise SegxError(f"mask holds label {int(target.max())} outside 0..{n - 1} and {self.ignore_index}; "
+                            f"check the data with `segx data check`")
+        if pred.size and (pred.min() < 0 or pred.max() >= n):
+            raise ValueError(f"prediction holds class {int(pred.max())} outside 0..{n - 1}")
+        self.mat += np.bincount(target * n + pred, minlength=n * n).reshape(n, n)
+
+    def merge(self, other: ConfusionMatrix | np.ndarray) -> None:
+        self.mat += other.mat if isinstance(other, ConfusionMatrix) else np.asarray(other, dtype=np.int64)
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU = TP / (TP + FP + FN); NaN where the class is in neither target nor prediction."""
+        tp = np.diag(self.mat).astype(np.float64)
+        union = self.mat.sum(0) + self.mat.sum(1) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(union > 0, tp / union, np.nan)
+
+    def compute(self, class_names: Sequence[str] = CLASSES) -> dict[str, Any]:
+        """miou, pixel_acc, mean_acc, fwiou (fractions 0..1) and per_class_iou {name: IoU or None}."""
+        if len(class_names) != self.num_classes:
+            raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes")
+        mat = self.mat.astype(np.float64)
+        total, gt = mat.sum(), mat.sum(1)
+        tp, iou = np.diag(mat), self.iou()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = np.where(gt > 0, tp / gt, np.nan)
+        present = ~np.isnan(iou)
+        return {
+            "miou": float(np.nanmean(iou)) if present.any() else 0.0,
+            "pixel_acc": float(tp.sum() / total) if total else 0.0,
+            "mean_acc": float(np.nanmean(acc)) if (gt > 0).any() else 0.0,
+            "fwiou": float((gt[present] / total * iou[present]).sum()) if total else 0.0,
+            "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, iou)},
+            "pixels": int(total),
+        }
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """Inner boundary of a binary mask: its pixels with at least one 8-neighbour outside it (image edge excluded)."""
+    m = mask.astype(np.uint8)
+    eroded = cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return (m > 0) & (eroded == 0)
+
+
+def _dist_to(points: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every pixel to the nearest True pixel of `points` (inf when there is none)."""
+    if not points.any():
+        return np.full(points.shape, np.inf, dtype=np.float32)
+    return cv2.distanceTransform((~points).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def boundary_f1_per_class(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, tol: float = 2,
+                          ignore_index: int = IGNORE_INDEX) -> dict[int, float]:
+    """BF score of one image for each class in the target or the (non-void) prediction.
+
+    For class c the boundaries are the inner boundaries of target==c and pred==c (pixels with an 8-neighbour of
+    another label; the image edge is no boundary). precision = share of predicted boundary pixels outside void that
+    lie within `tol` px (Euclidean) of a true boundary pixel; recall = share of true boundary pixels within `tol` px
+    of a predicted one (void never makes a prediction wrong); F1 = 2PR/(P+R). No boundary in either -> 1.0."""
+    pred, target = _as_numpy(pred), _as_numpy(target)
+    if pred.shape != target.shape or pred.ndim != 2:
+        raise ValueError(f"boundary_f1 needs two H×W maps of one shape, got {pred.shape} and {target.shape}")
+    valid = target != ignore_index
+    classes = np.union1d(np.unique(target[valid]), np.unique(pred[valid]))
+    scores: dict[int, float] = {}
+    for c in classes.tolist():
+        gt_b, pr_all = _boundary(target == c), _boundary(pred == c)
+        pr_b = pr_all & valid
+        if not gt_b.any() and not pr_b.any():
+            scores[c] = 1.0
+            continue
+        precision = float((_dist_to(gt_b)[pr_b] <= tol).mean()) if pr_b.any() else 0.0
+        recall = float((_dist_to(pr_all)[gt_b] <= tol).mean()) if gt_b.any() else 0.0
+        scores[c] = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return scores
+
+
+def boundary_f1(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, tol: float = 2,
+                ignore_index: int = IGNORE_INDEX) -> float:
+    """Mean BF score over the classes of one image (see `boundary_f1_per_class`); NaN for an all-void image."""
+    scores = boundary_f1_per_class(pred, target, tol, ignore_index)
+    return float(np.mean(list(scores.values()))) if scores else float("nan")
+
+
+class BoundaryF1:
+    """Accumulates BF scores over a split: `compute()` -> mean over images of the per-image mean over classes,
+    and per class the mean over the images where the class appears."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, tol: float = 2, ignore_index: int = IGNORE_INDEX) -> None:
+        self.tol, self.ignore_index = tol, ignore_index
+        self.image_sum, self.image_count = 0.0, 0
+        self.class_sum = np.zeros(num_classes, dtype=np.float64)
+        self.class_count = np.zeros(num_classes, dtype=np.int64)
+
+    def update(self, pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> None:
+        """Add one image (two H×W class maps)."""
+        scores = boundary_f1_per_class(pred, target, self.tol, self.ignore_index)
+        if not scores:
+            return
+        self.image_sum += float(np.mean(list(scores.values())))
+        self.image_count += 1
+        for c, v in scores.items():
+            if 0 <= c < len(self.class_sum):
+                self.class_sum[c] += v
+                self.class_count[c] += 1
+
+    def to_array(self) -> np.ndarray:
+        """All counters as one float array (to sum across processes); `from_array` reverses it."""
+        return np.concatenate([[self.image_sum, self.image_count], self.class_sum, self.class_count])
+
+    def from_array(self, values: np.ndarray) -> None:
+        n = len(self.class_sum)
+        self.image_sum, self.image_count = float(values[0]), int(round(values[1]))
+        self.class_sum = np.asarray(values[2:2 + n], dtype=np.float64)
+        self.class_count = np.rint(values[2 + n:]).astype(np.int64)
+
+    def compute(self, class_names: Sequence[str] = CLASSES) -> dict[str, Any]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = np.where(self.class_count > 0, self.class_sum / np.maximum(self.class_count, 1), np.nan)
+        return {
+            "boundary_f1": self.image_sum / self.image_count if self.image_count else 0.0,
+            "per_class_boundary_f1": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, per)},
+            "boundary_tol_px": self.tol,
+        }
