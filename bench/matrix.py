@@ -39,6 +39,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("onnxruntime", "int8"): Recipe("onnx", int8=True, devices=("cpu",), note="static QDQ, per-channel"),
     ("openvino", "fp32"): Recipe("openvino", devices=("cpu",), note="f32 inference-precision hint"),
     ("openvino", "bf16"): Recipe("openvino", devices=("cpu",), note="the fp32 IR run with the bf16 hint"),
+    ("openvino", "fp16"): Recipe("openvino", fp16=True, devices=("cpu",), note="fp16 IR, f16 hint"),
     ("openvino", "int8"): Recipe("openvino", int8=True, devices=("cpu",), note="NNCF post-training quantisation"),
     ("tensorrt", "fp32"): Recipe("trt", devices=("cuda",)),
     ("tensorrt", "fp16"): Recipe("trt", fp16=True, devices=("cuda",)),

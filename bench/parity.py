@@ -31,6 +31,11 @@ class Gate:
             return f"agreement ≥ {self.min_agreement:.1%}"
         return f"mIoU drop ≤ {self.max_miou_drop:g} pt (no labels: agreement ≥ {NO_LABEL_INT8_AGREEMENT:.0%})"
 
+    def short(self) -> str:
+        if self.min_agreement is not None:
+            return f"≥{self.min_agreement:.1%}"
+        return f"drop≤{self.max_miou_drop:g}pt"
+
 
 GATES = {"fp32": Gate("fp32", min_agreement=0.999), "bf16": Gate("bf16", min_agreement=0.995),
          "fp16": Gate("fp16", min_agreement=0.995), "int8": Gate("int8", max_miou_drop=1.0)}
@@ -68,7 +73,7 @@ def judge(gate: Gate, agreement: float, miou_delta: float | None) -> tuple[bool,
         ok = agreement >= need
         extra = " (no labels)" if gate.min_agreement is None else ""
         return ok, f"agreement {agreement:.3%} {'≥' if ok else '<'} {need:.1%}{extra} ({gate.precision} gate)"
-    drop = -miou_delta * 100
+    drop = max(0.0, -miou_delta * 100) + 0.0  # a gain counts as no drop (+0.0: never print -0.00)
     ok = drop <= gate.max_miou_drop
     return ok, f"mIoU drop {drop:.2f} pt {'≤' if ok else '>'} {gate.max_miou_drop:g} pt ({gate.precision} gate)"
 

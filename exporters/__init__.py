@@ -1,0 +1,72 @@
+"""Export formats: FORMATS, the one table (format name, aliases, file suffix, exporter function, options it takes,
+devices), and `export()` / `run_export()`, the Python API that `segx export` wraps. New format = one module + one row."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from exporters.job import ExportJob, ExportOptions
+from exporters.onnx import export_onnx
+from exporters.openvino import export_openvino
+from exporters.pipeline import Attempt, ExportResult, run
+from exporters.tensorrt import check_available as tensorrt_available
+from exporters.tensorrt import export_tensorrt
+from exporters.torchscript import export_torchscript
+from segx.errors import SegxError, unknown_choice
+from segx.meta import ModelMeta
+
+
+@dataclass(frozen=True)
+class Format:
+    key: str
+    aliases: tuple[str, ...]
+    suffix: str                                  # the model file (the runtime's suffix)
+    function: Callable[[ExportJob, Path], None]  # writes the model (and its companions) at the given path
+    options: tuple[str, ...]                     # options beyond the common ones (exporters.job.COMMON_OPTIONS)
+    runtime: str                                 # bench.runtimes name that loads the file (parity check)
+    devices: tuple[str, ...] = ("cpu",)          # where the parity check runs the export (first entry)
+    companions: tuple[str, ...] = ()             # files written beside it: stem + suffix
+    check: Callable[[], None] | None = None      # raises RuntimeUnavailable when the format cannot be built here
+
+
+FORMATS: dict[str, Format] = {f.key: f for f in (
+    Format("onnx", (), ".onnx", export_onnx, ("dynamic", "int8", "simplify", "opset"), "onnxruntime"),
+    Format("trt", ("engine", "tensorrt"), ".engine", export_tensorrt,
+           ("dynamic", "fp16", "int8", "simplify", "opset", "workspace"), "tensorrt", ("cuda",),
+           (".engine.json",), tensorrt_available),
+    Format("openvino", ("ov",), ".xml", export_openvino, ("dynamic", "fp16", "int8", "simplify", "opset"),
+           "openvino", ("cpu",), (".bin",)),
+    Format("torchscript", ("ts", "jit"), ".torchscript", export_torchscript, ("dynamic",), "torchscript"),
+)}
+
+
+def get_format(name: str) -> Format:
+    """A FORMATS row by key or alias (case-insensitive); unknown names suggest the closest."""
+    key = name.lower().lstrip(".")
+    for row in FORMATS.values():
+        if key == row.key or key in row.aliases:
+            return row
+    raise unknown_choice("export format", name, [n for r in FORMATS.values() for n in (r.key, *r.aliases)])
+
+
+def run_export(model: str | Path | tuple[nn.Module, ModelMeta], fmt: str, **options: Any) -> ExportResult:
+    """Export and verify; returns every precision attempt with its parity checks (see ExportResult.summary())."""
+    return run(get_format(fmt), model, options)
+
+
+def export(model: str | Path | tuple[nn.Module, ModelMeta], fmt: str, **options: Any) -> Path:
+    """Export a segx checkpoint (or an (nn.Module, ModelMeta) pair, with out=DIR) to `fmt` and check it against
+    PyTorch. Options: see ExportOptions. Returns the path of the file kept; with int8/fp16 that is the best precision
+    that passed its gate (the name shows it, e.g. best.onnx instead of best_int8.onnx). Raises SegxError when no
+    precision passes."""
+    result = run_export(model, fmt, **options)
+    if not result.passed or result.path is None:
+        raise SegxError(result.summary())
+    return result.path
+
+
+__all__ = ["FORMATS", "Attempt", "ExportOptions", "ExportResult", "Format", "export", "get_format", "run_export"]

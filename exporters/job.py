@@ -118,6 +118,7 @@ class ExportJob:
     meta: ModelMeta
     opts: ExportOptions
     cache_dir: Path                     # where calibration / timing caches live (the output folder)
+    traced: dict[Any, Any] = dataclasses.field(default_factory=dict, compare=False)  # per-run: fall-backs trace once
 
     @property
     def precision(self) -> str:
@@ -130,6 +131,7 @@ class ExportJob:
         return torch.randn(2 if self.meta.dynamic else 1, 3, s, s, generator=gen)
 
 
-def make_job(source: Source, opts: ExportOptions, precision: str, cache_dir: Path) -> ExportJob:
+def make_job(source: Source, opts: ExportOptions, precision: str, cache_dir: Path,
+             traced: dict[Any, Any] | None = None) -> ExportJob:
     meta = source.meta.replace(imgsz=opts.imgsz, dynamic=opts.dynamic, precision=precision)
-    return ExportJob(source.module, meta, opts, cache_dir)
+    return ExportJob(source.module, meta, opts, cache_dir, {} if traced is None else traced)

@@ -29,7 +29,18 @@ def set_metadata(model: onnx.ModelProto, meta: ModelMeta) -> None:
 
 
 def onnx_model(job: ExportJob) -> onnx.ModelProto:
-    """The float ONNX model of job.module (checked, simplified unless opts.simplify is False), metadata set."""
+    """The float ONNX model of job.module (checked, simplified unless opts.simplify is False), metadata set.
+    Traced once per run: the precision fall-backs of one export reuse it."""
+    key = ("onnx", job.meta.imgsz, job.meta.dynamic, job.opts.opset, job.opts.simplify)
+    if key not in job.traced:
+        job.traced[key] = _trace(job)
+    model = onnx.ModelProto()
+    model.CopyFrom(job.traced[key])
+    set_metadata(model, job.meta)
+    return model
+
+
+def _trace(job: ExportJob) -> onnx.ModelProto:
     x = job.example()
     dynamic = None
     if job.meta.dynamic:
@@ -45,7 +56,6 @@ def onnx_model(job: ExportJob) -> onnx.ModelProto:
         import onnxslim
 
         model = onnxslim.slim(model)
-    set_metadata(model, job.meta)
     onnx.checker.check_model(model, full_check=True)
     return model
 

@@ -119,3 +119,8 @@ def export_tensorrt(job: ExportJob, path: Path) -> None:
     atomic_write_bytes(job.cache_dir / TIMING_CACHE, bytes(config.get_timing_cache().serialize()))
     extra = {**job.meta.extra, **current_env(trt), "profile": profile_shapes(job.meta.imgsz, job.meta.dynamic)}
     atomic_write_json(sidecar_path(path), job.meta.replace(extra=extra).to_dict())
+
+
+def check_available() -> None:
+    """Raise the one-line 'needs an NVIDIA GPU with CUDA and tensorrt' error before any work is done."""
+    require_tensorrt("TensorRT export")

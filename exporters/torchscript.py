@@ -16,4 +16,6 @@ def export_torchscript(job: ExportJob, path: Path) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python ints
         traced = torch.jit.trace(job.module, job.example(), check_trace=False)
-    torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(job.meta.to_dict())})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(job.meta.to_dict())})

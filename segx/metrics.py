@@ -84,28 +84,41 @@ def _dist_to(points: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform((~points).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
+def _fill_void(pred: np.ndarray, target: np.ndarray, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Give every void pixel (of the target) the label of the nearest non-void pixel, in both maps."""
+    void = target == ignore_index
+    if not void.any():
+        return pred, target
+    from scipy.ndimage import distance_transform_edt
+
+    idx = distance_transform_edt(void, return_distances=False, return_indices=True)
+    return pred[tuple(idx)], target[tuple(idx)]
+
+
 def boundary_f1_per_class(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, tol: float = 2,
                           ignore_index: int = IGNORE_INDEX) -> dict[int, float]:
-    """BF score of one image for each class in the target or the (non-void) prediction.
+    """BF score of one image for each class in the non-void part of the target or the prediction.
 
-    For class c the boundaries are the inner boundaries of target==c and pred==c (pixels with an 8-neighbour of
-    another label; the image edge is no boundary). precision = share of predicted boundary pixels outside void that
-    lie within `tol` px (Euclidean) of a true boundary pixel; recall = share of true boundary pixels within `tol` px
-    of a predicted one (void never makes a prediction wrong); F1 = 2PR/(P+R). No boundary in either -> 1.0."""
+    Void is "don't care": each void pixel first takes the label of the nearest non-void pixel, in the target
+    and in the prediction alike, so a boundary inside a void band sits in its middle in both. For class c the
+    boundaries are the inner boundaries of target==c and pred==c (pixels with an 8-neighbour of another label;
+    the image edge is no boundary). precision = share of predicted boundary pixels within `tol` px (Euclidean)
+    of a true boundary pixel; recall = share of true boundary pixels within `tol` px of a predicted one;
+    F1 = 2PR/(P+R); no boundary in either map -> 1.0."""
     pred, target = _as_numpy(pred), _as_numpy(target)
     if pred.shape != target.shape or pred.ndim != 2:
         raise ValueError(f"boundary_f1 needs two H×W maps of one shape, got {pred.shape} and {target.shape}")
-    valid = target != ignore_index
-    classes = np.union1d(np.unique(target[valid]), np.unique(pred[valid]))
+    if (target == ignore_index).all():
+        return {}
+    pred, target = _fill_void(pred, target, ignore_index)
     scores: dict[int, float] = {}
-    for c in classes.tolist():
-        gt_b, pr_all = _boundary(target == c), _boundary(pred == c)
-        pr_b = pr_all & valid
+    for c in np.union1d(np.unique(target), np.unique(pred)).tolist():
+        gt_b, pr_b = _boundary(target == c), _boundary(pred == c)
         if not gt_b.any() and not pr_b.any():
             scores[c] = 1.0
             continue
         precision = float((_dist_to(gt_b)[pr_b] <= tol).mean()) if pr_b.any() else 0.0
-        recall = float((_dist_to(pr_all)[gt_b] <= tol).mean()) if gt_b.any() else 0.0
+        recall = float((_dist_to(pr_b)[gt_b] <= tol).mean()) if gt_b.any() else 0.0
         scores[c] = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return scores
 

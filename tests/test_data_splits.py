@@ -82,6 +82,9 @@ def test_split_pair() -> None:
     (["data", "split", "--root", "{tmp}"], "no VOC2012 tree"),
     (["data", "synth", "--out", "{tmp}/s", "--n", "1"], "--n must be an integer >= 2"),
     (["data", "synth", "--out", "{tmp}/s", "--size", "4"], "--size must be an integer from 16"),
+    (["data", "synth", "--out", "{tmp}/s", "--seed", "-1"], "--seed must be an integer >= 0"),
+    (["data", "split", "--root", "{tmp}", "--seed", "-2"], "--seed must be an integer >= 0"),
+    (["data", "check", "--root", "{tmp}/missing"], "no such folder"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     res = CliRunner().invoke(cli, [a.format(tmp=tmp_path) for a in args])

@@ -101,3 +101,17 @@ def test_bf_wrong_class_and_void() -> None:
     pred = mask.copy()
     pred[:, :8] = 3
     assert boundary_f1(pred, void) == 1.0
+
+
+def test_bf_edge_anywhere_in_void_band_is_right() -> None:
+    """VOC draws a void band around objects: a predicted edge anywhere inside it counts as exact."""
+    target = np.zeros((64, 64), np.uint8)
+    target[16:48, 16:48] = IGNORE_INDEX
+    target[20:44, 20:44] = 9  # object with a 4 px void band around it
+    for grow in (0, 1, 2, 3, 4):
+        pred = np.zeros_like(target)
+        pred[20 - grow:44 + grow, 20 - grow:44 + grow] = 9
+        assert boundary_f1(pred, target, tol=2) == 1.0
+    shrunk = np.zeros_like(target)
+    shrunk[25:39, 25:39] = 9  # 5 px inside the true edge
+    assert boundary_f1(shrunk, target, tol=2) < 0.5

@@ -88,12 +88,17 @@ def test_letterbox_plan_fits_and_keeps_aspect(h: int, w: int, fh: int, fw: int) 
     (rh, rw), (top, left) = box.resized_hw, box.offset
     assert 1 <= rh <= fh and 1 <= rw <= fw and (rh == fh or rw == fw)
     assert 0 <= top and top + rh <= fh and 0 <= left and left + rw <= fw
-    assert abs(rh / rw - h / w) <= (h / w) * (1 / rw + 1 / rh) + 1e-9  # aspect kept up to rounding
+    s = min(fh / h, fw / w)  # one scale for both sides: the aspect is kept up to rounding (and a 1-pixel floor)
+    assert abs(rh - h * s) <= 0.5 + 1e-9 or rh == 1
+    assert abs(rw - w * s) <= 0.5 + 1e-9 or rw == 1
 
 
 def test_size_multiple_and_model_checks() -> None:
-    assert size_multiple(ModelMeta(arch="a")) == 32
-    assert size_multiple(ModelMeta(arch="a", extra={"size_divisor": 8})) == 8
+    from segx.models import get_arch
+
+    assert size_multiple(ModelMeta(arch="not_an_arch")) == 32
+    assert size_multiple(ModelMeta(arch="unet_resnet18")) == get_arch("unet_resnet18").size_divisor
+    assert size_multiple(ModelMeta(arch="unet_resnet18", extra={"size_divisor": 8})) == 8
     with pytest.raises(SegxError, match="RGB input"):
         check_model((1, 4, 64, 64), ModelMeta(arch="a"), "m.onnx")
     with pytest.raises(SegxError, match="3 class names for 21 classes"):

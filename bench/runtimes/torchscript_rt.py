@@ -3,6 +3,7 @@ ModelMeta read from the `segx_meta.json` extra file. fp32 on CPU or CUDA."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import torch
@@ -34,7 +35,9 @@ class TorchScriptRuntime(Runtime):
             raise SegxError(f"{self.model_path}: TorchScript file not found")
         extra = {META_FILE: ""}
         try:
-            self.module = torch.jit.load(str(self.model_path), map_location=self.device, _extra_files=extra)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream; LibTorch uses it
+                self.module = torch.jit.load(str(self.model_path), map_location=self.device, _extra_files=extra)
         except Exception as e:  # noqa: BLE001 - torch.jit raises RuntimeError subclasses with long texts
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise SegxError(f"{self.model_path}: not a loadable TorchScript file ({first[:200]})") from e

@@ -1,5 +1,5 @@
-"""`segx bench`: accuracy parity and speed of every model x runtime x precision x batch (parses, calls bench.run_bench).
-List options take comma lists, several values after one flag, or repeats: `--archs a,b`, `--archs a b`, `--archs a --archs b`."""
+"""`segx bench`: accuracy parity and speed of every model x runtime x precision x batch (parses, calls run_bench).
+List options take comma lists, several values after one flag, or repeats: `--archs a,b` = `--archs a b`."""
 from __future__ import annotations
 
 import os

@@ -92,7 +92,7 @@ class PredictRun:
         self._own_runtime = own_runtime
         self._stop = threading.Event()
         self._lut = palette_lut(self.meta.palette)
-        self._multiple = size_multiple(self.meta)
+        self._multiple = size_multiple(self.meta) if runtime.fixed_hw is None else 1
         self._times: collections.deque[float] = collections.deque(maxlen=30)
         self._gen = self._run()
 

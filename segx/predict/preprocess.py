@@ -153,13 +153,20 @@ def _softmax_bands(crop: np.ndarray, out_hw: tuple[int, int], ymap: tuple,
 
 
 def size_multiple(meta: ModelMeta) -> int:
-    """The input size multiple a dynamic model needs: metadata's `size_divisor` if recorded, else 32."""
-    value = meta.extra.get("size_divisor", DEFAULT_MULTIPLE) if isinstance(meta.extra, dict) else DEFAULT_MULTIPLE
+    """The input size multiple a dynamic model needs: metadata's `size_divisor` if recorded, else the registered
+    arch's (e.g. 32 for U-Nets), else 32."""
+    value = meta.extra.get("size_divisor") if isinstance(meta.extra, dict) else None
+    if value is None:
+        from segx.models import get_arch
+
+        try:
+            value = get_arch(meta.arch).size_divisor
+        except SegxError:
+            value = DEFAULT_MULTIPLE
     try:
-        value = int(value)
+        return max(1, int(value))
     except (TypeError, ValueError):
-        value = DEFAULT_MULTIPLE
-    return max(1, value)
+        return DEFAULT_MULTIPLE
 
 
 def check_model(input_shape: tuple[int | None, ...], meta: ModelMeta, model: str) -> None:

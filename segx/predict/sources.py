@@ -6,7 +6,6 @@ import glob
 import logging
 import re
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,6 +124,16 @@ class ImageFiles(Source):
             yield Frame(image, name, 0, 0.0, 1, "image")
 
 
+def _open_capture(target: int | str) -> Any:
+    """cv2.VideoCapture without OpenCV's own WARN lines (a failure gets one segx message instead)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(target)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def _capture_info(cap: Any) -> tuple[float, int | None]:
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else 30.0
@@ -142,7 +151,7 @@ class VideoFile(Source):
         self.path = path
         if path.stat().st_size == 0:
             raise SegxError(f"{path}: empty video file (0 bytes)")
-        cap = cv2.VideoCapture(str(path))
+        cap = _open_capture(str(path))
         try:
             if not cap.isOpened():
                 raise SegxError(f"{path}: cannot open video (unsupported codec or corrupt file)")
@@ -151,7 +160,7 @@ class VideoFile(Source):
             cap.release()
 
     def __iter__(self) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(str(self.path))
+        cap = _open_capture(str(self.path))
         i = 0
         try:
             while not self._stop.is_set():
@@ -162,12 +171,13 @@ class VideoFile(Source):
                 i += 1
         finally:
             cap.release()
+        if self._stop.is_set():
+            return
         if i == 0:
             raise SegxError(f"{self.path}: no frame could be decoded (corrupt video or unsupported codec)")
-
-
-def _open_capture(target: int | str) -> Any:
-    return cv2.VideoCapture(target)
+        if self.total is not None and i < self.total:
+            log.warning("%s: decoding stopped at frame %d of %d (truncated or corrupt video?)", self.path, i,
+                        self.total)
 
 
 def _stream_name(spec: str) -> str:
