@@ -74,6 +74,11 @@ def gpu_info() -> dict[str, Any]:
             "cuda": torch.version.cuda, "capability": ".".join(map(str, torch.cuda.get_device_capability(0)))}
 
 
+def load_avg() -> list[float] | None:
+    """1/5/15-minute load averages: a busy machine makes every latency in the table worse."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def collect_env() -> dict[str, Any]:
     """Everything the report states about the machine."""
     return {
@@ -83,5 +88,5 @@ def collect_env() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": package_versions(),
         "date": dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds"),
-        "load_avg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_avg": load_avg(),
     }

@@ -50,8 +50,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str = "segx bench"
 
     drawn = plot_rows(rows)
     xk, yk, xlabel, ylabel = axes_for(drawn)
-    pts = [(r, _point(r, xk), _point(r, yk)) for r in drawn]
-    pts = [(r, x, y) for r, x, y in pts if x is not None and y is not None]
+    pts = [(r, x, y) for r in drawn if (x := _point(r, xk)) is not None and (y := _point(r, yk)) is not None]
     fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
     colors = {rt: f"C{i}" for i, rt in enumerate(sorted({r["runtime"] for r, _, _ in pts}))}
     for r, x, y in pts:

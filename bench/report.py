@@ -55,6 +55,7 @@ def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
 
 def print_table(rows: list[dict[str, Any]], console: Any = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     headers, cells = table_cells(rows)
@@ -63,7 +64,7 @@ def print_table(rows: list[dict[str, Any]], console: Any = None) -> None:
         table.add_column(h, justify="left" if h in ("model", "runtime", "precision", "device", "status", "reason")
                          else "right", overflow="fold", max_width=60 if h == "reason" else None)
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(escape(c) for c in row))  # reasons may hold "[gpu]" etc., not markup
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped / captured: do not squeeze the table into 80 columns

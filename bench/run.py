@@ -113,7 +113,7 @@ class _Runner:
             model, export_s = self.model_file(plan)
             row.update(model_path=str(model), size_mb=rows.model_size_mb(model), export_s=export_s)
             result = rows.run_worker(self.spec(plan, model), self.config.timeout)
-        except Exception as e:  # noqa: BLE001 - one row's failure is that row's status, like ultralytics benchmarks
+        except Exception as e:  # one row's failure is that row's status, like ultralytics benchmarks
             log.debug("row %s failed", plan.name, exc_info=True)
             return {**row, "status": "error", "error": rows.one_line(e)}
         return self._finish(row, plan, result)
@@ -140,15 +140,19 @@ def _agreement_floor(precision: str) -> float | None:
     return getattr(gate_for(precision), "min_agreement", None)
 
 
-def _inputs(config: BenchConfig, out: Path, plans: list[matrix.RowPlan]) -> tuple[Path | None, Path | None]:
-    """(VOC root for parity, calibration VOC root for INT8 when there is no --data)."""
-    if config.data:
-        from segx.data.layout import resolve_voc_root
+def _data_root(config: BenchConfig) -> Path | None:
+    if not config.data:
+        return None
+    from segx.data.layout import resolve_voc_root
 
-        return resolve_voc_root(config.data), None
-    if any(p.recipe and p.recipe.int8 and not p.skip for p in plans):
-        return None, sources.calibration_set(out / f"calib_{config.imgsz}", imgsz=config.imgsz)
-    return None, None
+    return resolve_voc_root(config.data)
+
+
+def _calibration(config: BenchConfig, out: Path, plans: list[matrix.RowPlan]) -> Path | None:
+    """Without --data, INT8 rows calibrate on a small synthetic VOC set made in OUT/calib_<imgsz>."""
+    if config.data or not any(p.recipe and p.recipe.int8 and not p.skip for p in plans):
+        return None
+    return sources.calibration_set(out / f"calib_{config.imgsz}", imgsz=config.imgsz)
 
 
 def _check(config: BenchConfig) -> None:
@@ -165,28 +169,32 @@ def run_bench(config: BenchConfig | None = None, **options: Any) -> BenchResult:
 
     Raises SegxError AFTER the reports are written when a row fails its gate (or errors, with strict)."""
     from bench import report
-    from bench.env import collect_env
+    from bench.env import collect_env, load_avg
     from segx.log import progress
 
     config = (config or BenchConfig(**options)).resolved()
     _check(config)
     out = Path(config.out)
     matrix.check_names(config.runtimes, config.precisions)
+    data = _data_root(config)
     used: set[str] = set()
     srcs = sources.from_checkpoints(config.models, used) + \
         sources.from_archs(config.archs, imgsz=config.imgsz, folder=out / "models" / "random_init", used=used)
     plans = matrix.plan_rows(srcs, config.runtimes, config.precisions, config.batches, device=config.device,
                              imgsz=config.imgsz)
     env = collect_env()
-    runner = _Runner(config, out, *_inputs(config, out, plans))
+    runner = _Runner(config, out, data, _calibration(config, out, plans))
     result = BenchResult(env=env, rows=[])
-    with progress() as bar:
-        task = bar.add_task("bench", total=len(plans))
-        for plan in plans:
-            bar.update(task, description=plan.name)
-            result.rows.append(runner.run(plan))
-            bar.advance(task)
-    result.files = report.write_reports(out, env, result.rows, command=config.command or config.to_command())
+    try:
+        with progress() as bar:
+            task = bar.add_task("bench", total=len(plans))
+            for plan in plans:
+                bar.update(task, description=plan.name)
+                result.rows.append(runner.run(plan))
+                bar.advance(task)
+    finally:  # an interrupted run still leaves the rows it measured
+        env["load_avg_end"] = load_avg()
+        result.files = report.write_reports(out, env, result.rows, command=config.command or config.to_command())
     report.print_table(result.rows)
     _gate(result, config)
     return result

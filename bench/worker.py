@@ -31,6 +31,7 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Load the runtime the spec names, time it, optionally check parity; returns the result fields."""
     from bench.runtimes import RuntimeUnavailable, load_runtime
     from bench.speed import SpeedConfig, make_batch, measure
+    from segx.errors import SegxError
 
     t0 = time.perf_counter()
     try:
@@ -43,7 +44,7 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
         hw = rt.fixed_hw or (spec["imgsz"], spec["imgsz"])
         fixed_n = rt.input_shape[0]
         if fixed_n is not None and fixed_n != spec["batch"]:
-            raise ValueError(f"{spec['model']} takes batch {fixed_n} only, not {spec['batch']} (export it dynamic)")
+            raise SegxError(f"{spec['model']} takes batch {fixed_n} only, not {spec['batch']} (export it dynamic)")
         speed = measure(rt, make_batch(spec["batch"], hw), SpeedConfig(**spec.get("speed", {})))
         result: dict[str, Any] = {"status": "ok", "load_s": load_s, "threads": spec.get("threads"),
                                   "input_hw": list(hw), **speed.to_dict()}

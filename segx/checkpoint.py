@@ -25,7 +25,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
+    """A copy of the weights on the CPU in the standard (contiguous) layout."""
+    state = unwrap(model).state_dict()
+    return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
 
 
 def make_checkpoint(model: nn.Module, meta: ModelMeta, **extra: Any) -> dict[str, Any]:

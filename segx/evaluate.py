@@ -2,7 +2,6 @@
 boundary F1 score. Takes any predictor: a segx checkpoint, a torch module, or a bench `Runtime` (ONNX, OpenVINO...)."""
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,8 +15,6 @@ from torch.nn import functional as F
 from segx.data.constants import NUM_CLASSES
 from segx.meta import ModelMeta
 from segx.metrics import BoundaryF1, ConfusionMatrix
-
-log = logging.getLogger(__name__)
 
 # normalised float32 1×3×H×W -> logits 1×C×h×w (upsampled to the mask size by the caller when h×w differs)
 Predictor = Callable[[torch.Tensor], torch.Tensor]

@@ -3,7 +3,6 @@ The epoch loop, data, optimizer and resumable state live in segx/engine/; this m
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,6 @@ from typing import Any
 import torch
 
 from segx.errors import SegxError
-
-log = logging.getLogger(__name__)
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
 # settings that shape the result: a resumed run that changes one of them no longer matches an uninterrupted run
@@ -50,6 +47,7 @@ class TrainConfig:
         from segx.models import get_arch
 
         spec = get_arch(self.arch)
+        self.check()
         cfg = dataclasses.replace(
             self, data=Path(self.data), epochs=self.epochs or spec.epochs, crop=self.crop or spec.crop,
             lr=self.lr or spec.lr, optimizer=self.optimizer or spec.optimizer,

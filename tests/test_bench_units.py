@@ -188,7 +188,7 @@ def test_run_bench_orchestration_with_standin(standin: Path, monkeypatch: pytest
                                               tmp_path: Path) -> None:
     """The matrix never stops: an int8 row whose worker dies is an error row; bf16 has no recipe (skipped);
     reports are written before --strict turns the error into exit 1."""
-    from bench.run import BenchConfig, run_bench
+    from bench.run import run_bench
 
     def fake_worker(spec: dict, timeout: float) -> dict:  # in-process stand-in for the subprocess
         if spec["precision"] == "int8":
@@ -207,3 +207,14 @@ def test_run_bench_orchestration_with_standin(standin: Path, monkeypatch: pytest
     with pytest.raises(SegxError, match="2 bench row"):
         run_bench(**{**cfg, "out": str(tmp_path / "s")}, strict=True)
     assert all((tmp_path / "s" / f"bench.{ext}").is_file() for ext in ("json", "csv", "md", "png"))
+
+
+def test_print_table_keeps_brackets() -> None:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    report.print_table([_row(status="skipped", error="pip install 'segx[gpu]'", p50_ms=None, fps=None)],
+                       Console(file=buf, width=250))
+    assert "segx[gpu]" in buf.getvalue() and "⏭ skipped" in buf.getvalue()

@@ -90,3 +90,16 @@ def test_bad_arguments(tmp_path: Path, n: object, size: object) -> None:
     with pytest.raises(SegxError):
         make_synthetic_voc(tmp_path, n=n, size=size)  # type: ignore[arg-type]
     assert not (tmp_path / "VOCdevkit").exists()
+
+
+def test_interrupted_run_leaves_nothing(tmp_path: Path) -> None:
+    calls = []
+
+    def stop(k: int) -> None:
+        calls.append(k)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_voc(tmp_path, n=10, size=32, progress=stop)
+    assert list(tmp_path.iterdir()) == []

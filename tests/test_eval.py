@@ -67,3 +67,14 @@ def test_eval_cli_bad_model(synth_voc: Path, tmp_path: Path) -> None:
                        (tmp_path / "model.xyz", "unknown model file type")):
         res = runner.invoke(cli, ["eval", "--data", str(synth_voc), "--model", str(path)])
         assert res.exit_code == 1 and "segx: error:" in res.output and text in res.output, res.output
+
+
+def test_eval_an_exported_model(trained_checkpoint: Path, synth_voc: Path, tmp_path: Path) -> None:
+    """A non-.pt model file goes through the bench runtime for its suffix and scores like the checkpoint."""
+    from exporters import export
+
+    exported = export(trained_checkpoint, "torchscript", imgsz=64, dynamic=True, verify=False, out=tmp_path)
+    ref = evaluate(trained_checkpoint, synth_voc, device="cpu", show_progress=False)
+    res = evaluate(exported, synth_voc, device="cpu", show_progress=False)
+    assert res["arch"] == ref["arch"] and res["images"] == ref["images"]
+    assert res["miou"] == pytest.approx(ref["miou"], abs=0.01)

@@ -167,3 +167,24 @@ def test_probabilities_are_a_softmax_at_frame_size(tmp_path: Path) -> None:
     np.testing.assert_allclose(r.probabilities.sum(0), 1.0, atol=1e-5)
     np.testing.assert_allclose(r.probabilities.max(0), r.confidence, atol=1e-6)
     assert (r.probabilities.argmax(0) == r.mask).mean() > 0.999
+
+
+def test_close_before_iterating_releases_the_model(tmp_path: Path) -> None:
+    rt = ColourRuntime("x")
+    closed = []
+    rt.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    from segx.predict import PredictOptions, PredictRun, open_source
+
+    run = PredictRun(open_source(write_png(tmp_path / "a.png", scene())), rt, PredictOptions(), own_runtime=True)
+    run.close()
+    run.close()
+    assert closed == [True]
+
+
+def test_import_segx_stays_light_and_predict_is_callable() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, segx; assert 'torch' not in sys.modules and 'cv2' not in sys.modules; "
+            "import segx.predict; assert callable(segx.predict) and segx.predict.predict is not None")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -87,7 +87,7 @@ def test_letterbox_plan_fits_and_keeps_aspect(h: int, w: int, fh: int, fw: int) 
     box = plan_letterbox((h, w), (fh, fw))
     (rh, rw), (top, left) = box.resized_hw, box.offset
     assert 1 <= rh <= fh and 1 <= rw <= fw and (rh == fh or rw == fw)
-    assert 0 <= top and top + rh <= fh and 0 <= left and left + rw <= fw
+    assert top >= 0 and top + rh <= fh and left >= 0 and left + rw <= fw
     s = min(fh / h, fw / w)  # one scale for both sides: the aspect is kept up to rounding (and a 1-pixel floor)
     assert abs(rh - h * s) <= 0.5 + 1e-9 or rh == 1
     assert abs(rw - w * s) <= 0.5 + 1e-9 or rw == 1

@@ -102,7 +102,10 @@ class TensorRTRuntime(Runtime):
 
         batch = check_batch(self.name, self.input_shape, batch)
         x = torch.from_numpy(batch).to(self.device)
-        self.context.set_input_shape(self.input_name, tuple(x.shape))
+        if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
+            profile = self.meta.extra.get("profile", {})
+            raise SegxError(f"{self.model_path}: input {tuple(x.shape)} is outside the engine's shapes "
+                            f"{profile.get('min')}..{profile.get('max')}; re-export with --imgsz / --dynamic")
         out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=torch.float32,
                           device=self.device)
         self.context.set_tensor_address(self.input_name, x.data_ptr())

@@ -16,7 +16,8 @@ class ListOption(click.Option):
     """A repeatable option that also takes several space-separated values after one flag (`--models A B`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, multiple=True, **kwargs)
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)
 
     def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
         super().add_to_parser(parser, ctx)

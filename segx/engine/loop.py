@@ -80,7 +80,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, s: Step, *, epoch: int
         task = bar.add_task(f"epoch {epoch}/{epochs}", total=len(loader), loss=math.nan,
                             lr=s.optimizer.param_groups[0]["lr"], ips=0.0)
         for images_b, masks in loader:
-            images_b = images_b.to(s.device, non_blocking=True)
+            images_b = images_b.to(s.device, non_blocking=True, memory_format=torch.channels_last)
             masks = masks.to(s.device, non_blocking=True)
             loss = _train_step(model, images_b, masks, s).item()
             if not math.isfinite(loss):

@@ -35,3 +35,12 @@ def pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
     """Zero-pad (the normalised mean colour) bottom/right so H and W are multiples of `divisor`."""
     h, w = x.shape[-2:]
     return F.pad(x, (0, (divisor - w % divisor) % divisor, 0, (divisor - h % divisor) % divisor))
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> nn.Module:
+    """Set every BatchNorm's running-stats momentum (torchvision's MobileNetV3 uses 0.01, made for 600-epoch
+    ImageNet runs: after a short run its running stats are still mostly the initial 0/1 and eval mode breaks)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+    return model

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import segmentation as tvseg
 
-from segx.models.base import SegModel, resize_to
+from segx.models.base import SegModel, resize_to, set_bn_momentum
 from segx.models.registry import register
 
 _TV_PRETRAINED = ("torchvision", "imagenet")  # COCO-with-VOC-labels full model; ImageNet backbone
@@ -49,12 +49,13 @@ def deeplabv3_resnet50(num_classes: int) -> nn.Module:
 @register("deeplabv3_mobilenet_v3_large", family="CNN", size_divisor=16, has_aux=True, pretrained=_TV_PRETRAINED,
           description="DeepLabV3 (ASPP), MobileNetV3-Large backbone (output stride 16)")
 def deeplabv3_mobilenet_v3_large(num_classes: int) -> nn.Module:
-    return TorchvisionSeg(tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
-                                                             num_classes=num_classes, aux_loss=True))
+    net = tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes,
+                                             aux_loss=True)
+    return TorchvisionSeg(set_bn_momentum(net, 0.1))
 
 
 @register("lraspp_mobilenet_v3_large", family="CNN", size_divisor=16, pretrained=_TV_PRETRAINED,
           description="Lite R-ASPP, MobileNetV3-Large backbone: the fastest torchvision model")
 def lraspp_mobilenet_v3_large(num_classes: int) -> nn.Module:
-    return TorchvisionSeg(tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
-                                                          num_classes=num_classes))
+    net = tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
+    return TorchvisionSeg(set_bn_momentum(net, 0.1))

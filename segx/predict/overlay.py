@@ -29,13 +29,14 @@ def blend(frame: np.ndarray, mask: np.ndarray, lut: np.ndarray, alpha: float = 0
 
 
 def _scale(shape: tuple[int, ...]) -> float:
-    return max(0.3, min(shape[0], shape[1]) / 720)
+    """Drawing scale: 1 at 360p, 2 at 720p, 3 at 1080p (text and lines grow with the frame)."""
+    return max(0.35, min(shape[0], shape[1]) / 360)
 
 
 def draw_boundaries(image: np.ndarray, regions: Sequence[Region], colour: tuple[int, int, int] = (255, 255, 255)
                     ) -> None:
     """Each region's outer contour and holes as lines, in place."""
-    thickness = max(1, round(2 * _scale(image.shape)))
+    thickness = max(1, round(_scale(image.shape)))
     lines = [c.reshape(-1, 1, 2) for r in regions for c in (r.polygon, *r.holes)]
     if lines:
         cv2.drawContours(image, lines, -1, colour, thickness, cv2.LINE_AA)
@@ -62,7 +63,7 @@ def draw_legend(image: np.ndarray, class_ids: Sequence[int], classes: Sequence[s
 def draw_fps(image: np.ndarray, fps: float) -> None:
     """'12.3 FPS' in the top-right corner, in place."""
     s = _scale(image.shape)
-    text, font, thick = f"{fps:.1f} FPS", 0.6 * s, max(1, round(1.5 * s))
+    text, font, thick = f"{fps:.1f} FPS", 0.6 * s, max(1, round(s))
     (tw, th), _ = cv2.getTextSize(text, _FONT, font, thick)
     org = (max(0, image.shape[1] - tw - 8), th + 8)
     cv2.putText(image, text, org, _FONT, font, (0, 0, 0), thick + 2, cv2.LINE_AA)

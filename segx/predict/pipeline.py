@@ -7,7 +7,7 @@ import collections
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,7 @@ class PredictRun:
         self._lut = palette_lut(self.meta.palette)
         self._multiple = size_multiple(self.meta) if runtime.fixed_hw is None else 1
         self._times: collections.deque[float] = collections.deque(maxlen=30)
+        self._released = False
         self._gen = self._run()
 
     @property
@@ -109,6 +110,7 @@ class PredictRun:
 
     def close(self) -> None:
         self._gen.close()
+        self._release([])  # also when iteration never started
 
     def __enter__(self) -> PredictRun:
         return self
@@ -143,16 +145,15 @@ class PredictRun:
 
     def _read(self, out: queue.Queue) -> None:
         boxes: dict[tuple[int, int], Letterbox] = {}
-        meta, n = self.meta, 0
-        for frame in self.source:
-            if self._stop.is_set() or (self.options.max_frames is not None and n >= self.options.max_frames):
+        meta, limit = self.meta, self.options.max_frames
+        for n, frame in enumerate(self.source):
+            if self._stop.is_set() or (limit is not None and n >= limit):
                 break
             hw = frame.image.shape[:2]
             if hw not in boxes:
                 boxes[hw] = plan_letterbox(hw, self.runtime.fixed_hw, multiple=self._multiple,
                                            max_side=self.options.imgsz)
             self._put(out, (frame, boxes[hw], to_input(frame.image, boxes[hw], meta.mean, meta.std)))
-            n += 1
         self._put(out, _END)
 
     def _infer(self, inp: queue.Queue, out: queue.Queue) -> None:
@@ -191,8 +192,11 @@ class PredictRun:
         return Result(mask, regions, overlay, frame.image, frame.name, frame.index, frame.kind, frame.fps, conf, probs)
 
     # -- the caller's side ---------------------------------------------------------------------------------------
-    def _run(self) -> Iterator[Result]:
-        q_in, q_mid, q_out = (queue.Queue(self.options.queue_size) for _ in range(3))
+    def _run(self) -> Generator[Result, None, None]:
+        size = self.options.queue_size
+        q_in: queue.Queue = queue.Queue(size)
+        q_mid: queue.Queue = queue.Queue(size)
+        q_out: queue.Queue = queue.Queue(size)
         threads = [self._worker("reader", lambda: self._read(q_in), q_in),
                    self._worker("inference", lambda: self._infer(q_in, q_mid), q_mid),
                    self._worker("post-processing", lambda: self._post(q_mid, q_out), q_out)]
@@ -208,9 +212,14 @@ class PredictRun:
                 why = f": {self.skipped[0][1]}" if self.skipped else ""
                 raise SegxError(f"{self.source.spec}: nothing could be read{why}")
         finally:
-            self._stop.set()
-            self.source.stop()
-            for t in threads:
-                t.join(timeout=10.0)
-            if self._own_runtime:
-                self.runtime.close()
+            self._release(threads)
+
+    def _release(self, threads: list[threading.Thread]) -> None:
+        """Stop the threads and the source; close the runtime if predict() opened it. Safe to call twice."""
+        self._stop.set()
+        self.source.close()
+        for t in threads:
+            t.join(timeout=10.0)
+        if self._own_runtime and not self._released:
+            self.runtime.close()
+        self._released = True

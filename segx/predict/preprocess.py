@@ -37,10 +37,10 @@ def plan_letterbox(frame_hw: tuple[int, int], fixed_hw: tuple[int, int] | None, 
     `max_side`), padded bottom/right up to a multiple of `multiple`."""
     h, w = frame_hw
     if fixed_hw is not None:
-        H, W = fixed_hw
-        s = min(H / h, W / w)
-        rh, rw = min(H, max(1, round(h * s))), min(W, max(1, round(w * s)))
-        return Letterbox((h, w), (rh, rw), ((H - rh) // 2, (W - rw) // 2), (H, W))
+        fh, fw = fixed_hw
+        s = min(fh / h, fw / w)
+        rh, rw = min(fh, max(1, round(h * s))), min(fw, max(1, round(w * s)))
+        return Letterbox((h, w), (rh, rw), ((fh - rh) // 2, (fw - rw) // 2), (fh, fw))
     rh, rw = h, w
     if max_side is not None and max(h, w) > max_side:
         s = max_side / max(h, w)

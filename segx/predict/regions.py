@@ -43,12 +43,15 @@ def find_regions(mask: np.ndarray, classes: tuple[str, ...] | list[str], confide
 
 def _class_regions(binary: np.ndarray, cid: int, name: str, confidence: np.ndarray | None,
                    min_area: int) -> list[Region]:
-    b8 = binary.astype(np.uint8)
-    contours, hierarchy = cv2.findContours(b8, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return []
+    rows, cols = np.flatnonzero(binary.any(axis=1)), np.flatnonzero(binary.any(axis=0))
+    y0, x0 = int(rows[0]), int(cols[0])  # work inside the class's bounding box (much faster for small classes)
+    b8 = binary[y0:rows[-1] + 1, x0:cols[-1] + 1].astype(np.uint8)
+    contours, hierarchy = cv2.findContours(b8, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(b8, connectivity=8)
-    sums = np.bincount(labels.ravel(), weights=confidence.ravel(), minlength=n) if confidence is not None else None
+    sums = None
+    if confidence is not None:
+        sub = confidence[y0:rows[-1] + 1, x0:cols[-1] + 1]
+        sums = np.bincount(labels.ravel(), weights=sub.ravel(), minlength=n)
     holes: dict[int, list[np.ndarray]] = {}
     for i, (_, _, _, parent) in enumerate(hierarchy[0]):
         if parent >= 0:
@@ -57,13 +60,14 @@ def _class_regions(binary: np.ndarray, cid: int, name: str, confidence: np.ndarr
     for i, (_, _, _, parent) in enumerate(hierarchy[0]):
         if parent >= 0:
             continue
-        x0, y0 = contours[i][0, 0]
-        label = int(labels[y0, x0])  # contour points are pixels of their own component
+        px, py = contours[i][0, 0]
+        label = int(labels[py - y0, px - x0])  # contour points are pixels of their own component
         area = int(stats[label, cv2.CC_STAT_AREA])
         if area < min_area:
             continue
         x, y, w, h = (int(v) for v in stats[label, :4])
         conf = float(sums[label] / area) if sums is not None else None
-        out.append(Region(cid, name, area, (x, y, w, h), contours[i].reshape(-1, 2), holes.get(i, []), conf))
+        out.append(Region(cid, name, area, (x + x0, y + y0, w, h), contours[i].reshape(-1, 2), holes.get(i, []),
+                          conf))
     out.sort(key=lambda r: -r.area)
     return out

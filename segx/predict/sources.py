@@ -208,7 +208,7 @@ class LiveStream(Source):
             raise SegxError(what)
         self.fps, _ = _capture_info(self._cap)
         self._cond = threading.Condition()
-        self._latest: np.ndarray | None = None
+        self._latest = np.zeros((1, 1, 3), np.uint8)  # replaced by the first frame read
         self._seq = 0
         self._done = False
 
@@ -239,6 +239,10 @@ class LiveStream(Source):
                 self._done = True
                 self._cond.notify_all()
 
+    def _news(self, seen: int) -> Callable[[], bool]:
+        """Condition: a frame newer than `seen` arrived, or the reader finished, or a stop was asked."""
+        return lambda: self._seq != seen or self._done or self._stop.is_set()
+
     def __iter__(self) -> Iterator[Frame]:
         reader = threading.Thread(target=self._read_loop, name="segx-live-reader", daemon=True)
         reader.start()
@@ -246,7 +250,7 @@ class LiveStream(Source):
         try:
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: self._seq != seen or self._done or self._stop.is_set(), timeout=1.0)
+                    self._cond.wait_for(self._news(seen), timeout=1.0)
                     if self._seq == seen:
                         if self._done or self._stop.is_set():
                             return

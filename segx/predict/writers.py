@@ -53,9 +53,10 @@ class _Stream:
             self._stack.callback(self.video.release)  # released before the rename (LIFO)
         if regions:
             tmp = self._stack.enter_context(atomic_path(out / "regions" / f"{result.source}.json"))
-            self.json = self._stack.enter_context(open(tmp, "w", encoding="utf-8"))
-            self.json.write("[\n")
-            self._stack.callback(lambda: self.json.write("\n]\n"))
+            fh = self._stack.enter_context(open(tmp, "w", encoding="utf-8"))
+            fh.write("[\n")
+            self._stack.callback(fh.write, "\n]\n")
+            self.json = fh
 
     def write(self, result: Result, entry: dict[str, Any] | None) -> None:
         if self.video is not None and result.overlay is not None:
