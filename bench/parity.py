@@ -80,7 +80,7 @@ def judge(gate: Gate, agreement: float, miou_delta: float | None) -> tuple[bool,
 
 def parity_inputs(data: str | Path | None, split: str, n: int, imgsz: int,
                   seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """n (1×3×H×W float32 normalised image, H×W mask) pairs from the split, or n random normal inputs (mask None)."""
+    """n (1×3×H×W float32 normalised image, H×W mask) pairs of the split, or n random normal inputs (mask None)."""
     if n < 1:
         raise SegxError(f"the parity check needs at least 1 image, got n={n}")
     if data is None:

@@ -1,5 +1,5 @@
 """Export formats: FORMATS, the one table (format name, aliases, file suffix, exporter function, options it takes,
-devices), and `export()` / `run_export()`, the Python API that `segx export` wraps. New format = one module + one row."""
+devices), and `export()` / `run_export()`, the Python API `segx export` wraps. New format = one module + one row."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -16,6 +16,8 @@ from segx.meta import ModelMeta
 
 PRECISION_SUFFIX = {"fp32": "", "fp16": "_fp16", "bf16": "_bf16", "int8": "_int8"}
 MIN_IMGSZ = 32
+# ONNX Runtime 1.32, OpenVINO 2026 and TensorRT 10 take 17..20; torch's exporter writes 18+ (17 silently stays 18)
+ONNX_OPSETS = (18, 19, 20)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def _check_values(opts: ExportOptions) -> None:
         raise SegxError("choose one of fp16 / int8 (int8 falls back to fp16 or fp32 by itself when it fails its gate)")
     if opts.int8 and opts.data is None:
         raise SegxError("int8 needs real images to calibrate on: give data=VOC_ROOT (--data)")
+    if opts.opset is not None and opts.opset not in ONNX_OPSETS:
+        raise SegxError(f"opset must be one of {', '.join(map(str, ONNX_OPSETS))}, got {opts.opset!r}")
     if not opts.workspace > 0:
         raise SegxError(f"workspace must be > 0 GiB, got {opts.workspace!r}")
 

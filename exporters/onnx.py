@@ -14,12 +14,12 @@ import torch
 
 from exporters.job import ExportJob
 from exporters.quantize import CalibrationImages
+from segx.errors import SegxError
 from segx.meta import ModelMeta
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPSET = 18   # ONNX Runtime 1.32, OpenVINO 2026 and TensorRT 10 all take 17..20
-OPSETS = (17, 18, 19, 20)
+DEFAULT_OPSET = 18   # the torch.export-based exporter's native opset; ONNX_OPSETS lists the others allowed
 INPUT, OUTPUT = "images", "logits"
 
 
@@ -52,6 +52,9 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
                                     input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=dynamic,
                                     verbose=False, report=False)
     model = program.model_proto
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset != (job.opts.opset or DEFAULT_OPSET):
+        raise SegxError(f"torch.onnx wrote opset {opset} instead of {job.opts.opset}; choose another --opset")
     if job.opts.simplify:
         import onnxslim
 

@@ -34,6 +34,7 @@ def export_openvino(job: ExportJob, path: Path) -> None:
 
 def quantize_openvino(model: Any, job: ExportJob) -> Any:
     """NNCF post-training INT8 (performance preset: symmetric activations, per-channel weights)."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime" noise on import
     import nncf
 
     images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]

@@ -73,14 +73,16 @@ class ExportResult:
 
     def summary(self) -> str:
         first = self.attempts[0]
-        if not self.passed:
-            return (f"{self.fmt} {first.precision} export failed its parity check ({first.reason}); no model file "
-                    f"was kept (verify=False / --no-verify writes it anyway)")
+        if not self.passed and self.verified:
+            tried = "; ".join(f"{a.precision}: {a.reason}" for a in self.attempts)
+            return (f"{self.fmt} export failed its parity check ({tried}); no model file was kept "
+                    f"(verify=False / --no-verify writes it anyway)")
         kept = self.kept
-        assert kept is not None
+        if kept is None:
+            return f"{self.fmt} {first.precision} export failed ({first.reason})"
         if self.fell_back:
-            return (f"{first.precision} failed ({first.reason}); kept the best precision that passed: "
-                    f"{kept.precision} -> {kept.path}")
+            failed = "; ".join(f"{a.precision} failed ({a.reason})" for a in self.attempts if not a.kept)
+            return f"{failed}; kept the best precision that passed: {kept.precision} -> {kept.path}"
         check = "parity PASS" if self.verified else "not verified"
         return f"{self.fmt} {kept.precision} -> {kept.path} ({kept.size_mb:.1f} MB in {kept.seconds:.1f} s, {check})"
 

@@ -40,7 +40,7 @@ def test_unknown_and_duplicate_names() -> None:
 
 @pytest.mark.parametrize("arch", sorted(TORCHVISION | {"unet_resnet18", "unet_mobilenet_v2"}))
 def test_forward_contract(arch: str) -> None:
-    """Eval: one tensor N×C×H×W at the input size, even for sizes no stride divides; train: dict with aux iff spec."""
+    """Eval: one tensor N×C×H×W at the input size, even when no stride divides it; train: dict, aux iff has_aux."""
     torch.manual_seed(0)
     model = build_model(arch, num_classes=5).eval()
     with torch.no_grad():

@@ -153,6 +153,7 @@ def test_openvino_pins_f32_and_checks_bf16(files: dict[str, Path], tmp_path: Pat
         get_runtime("openvino").check_available("gpu")
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_torchscript_without_segx_metadata(tmp_path: Path) -> None:
     path = tmp_path / "plain.torchscript"
     torch.jit.save(torch.jit.trace(torch.nn.Conv2d(3, 2, 1), torch.zeros(1, 3, 8, 8)), str(path))

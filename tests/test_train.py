@@ -111,7 +111,8 @@ def test_cli_bad_input(synth_voc: Path, tmp_path: Path, monkeypatch: pytest.Monk
         errors = [line for line in err.splitlines() if line.startswith("segx: error:")]
         assert len(errors) == 1 and text in errors[0] and "Traceback" not in err, err
 
-    fails([*base, "--arch", "lraspp_mobilenet", "--out", str(tmp_path / "a")], "did you mean 'lraspp_mobilenet_v3_large'")
+    fails([*base, "--arch", "lraspp_mobilenet", "--out", str(tmp_path / "a")],
+          "did you mean 'lraspp_mobilenet_v3_large'")
     fails(["train", "--data", str(tmp_path / "nowhere"), "--arch", LRASPP, "--out", str(tmp_path / "b")],
           "no such folder")
     fails(["train", "--resume", "--out", str(tmp_path / "c")], "nothing to resume")

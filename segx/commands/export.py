@@ -2,7 +2,6 @@
 (parses options, calls exporters.run_export, prints the verdict table)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +13,6 @@ from segx.errors import SegxError
 
 if TYPE_CHECKING:
     from exporters import ExportResult
-
-log = logging.getLogger(__name__)
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
@@ -67,7 +64,7 @@ def verdict_table(result: ExportResult) -> Table:
 @click.option("--no-simplify", is_flag=True, help="Skip onnxslim simplification (onnx, trt, openvino).")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (keeps the file whatever it answers).")
 @click.option("--n-verify", type=int, default=32, show_default=True, help="Images in the parity check.")
-@click.option("--opset", type=click.IntRange(17, 20), default=None, help="ONNX opset 17-20 (default 18).")
+@click.option("--opset", type=click.IntRange(18, 20), default=None, help="ONNX opset 18-20 (default 18).")
 @click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT builder workspace, GiB.")
 def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: bool, data: Path | None, split: str,
             out: Path | None, no_simplify: bool, no_verify: bool, n_verify: int, opset: int | None,
@@ -99,11 +96,6 @@ def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: 
     if result.verified:
         console = Console()
         Console(width=None if console.is_terminal else 120).print(verdict_table(result))
-        for a in result.attempts:
-            if not a.kept:
-                log.warning("%s %s: %s", result.fmt, a.precision, a.reason)
     if not result.passed:
         raise SegxError(result.summary())
-    if result.fell_back:
-        log.warning("%s", result.summary())
-    click.echo(result.summary())
+    click.echo(result.summary())  # after a fall-back: "int8 failed (...); kept the best precision that passed: ..."

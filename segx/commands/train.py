@@ -14,7 +14,7 @@ _FIELDS = ("data", "arch", "split", "epochs", "batch", "crop", "lr", "optimizer"
 
 
 @click.command("train")
-@click.option("--data", type=click.Path(path_type=Path), help="VOC folder (VOCdevkit/VOC2012, VOCdevkit or its parent).")
+@click.option("--data", type=click.Path(path_type=Path), help="VOC folder: VOCdevkit/VOC2012, VOCdevkit or its parent.")
 @click.option("--arch", help="Architecture name (see `segx models`).")
 @click.option("--split", type=click.Choice(["official", "seed", "aug"]), default="official", show_default=True,
               help="Train/val lists: official = train/val, seed = segx_train/segx_val, aug = train_aug/val.")
@@ -30,7 +30,7 @@ _FIELDS = ("data", "arch", "split", "epochs", "batch", "crop", "lr", "optimizer"
 @click.option("--amp", is_flag=True, help="Mixed precision: bf16 autocast on CPU, fp16 + GradScaler on CUDA.")
 @click.option("--amp-dtype", type=click.Choice(["fp16", "bf16"]), help="Override the AMP dtype (bf16 on CUDA too).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--workers", type=click.IntRange(min=0), help="DataLoader worker processes [default: from the CPU count].")
+@click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers [default: cores // 2, at most 4].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights, data order and augmentation.")
 @click.option("--weights", type=click.Path(path_type=Path),
               help="Start from these weights: a segx .pt checkpoint or a state_dict file of the same arch.")

@@ -27,10 +27,12 @@ class ArchSpec:
     library: str = "torchvision"       # where the implementation lives
     size_divisor: int = 8              # input H/W multiple the network works best with (others are padded)
     has_aux: bool = False              # training forward also returns an auxiliary head ("aux")
-    optimizer: str = "sgd"             # default optimizer: "sgd" or "adamw"
-    lr: float = 0.02                   # default learning rate for batch 8
-    epochs: int = 30                   # default training length
-    crop: int = 160                    # default training crop (square)
+    # training defaults (`segx train` without --optimizer/--lr/--epochs/--crop), chosen for training from random
+    # weights on the synthetic set on a CPU; see docs/train.md
+    optimizer: str = "adamw"           # "sgd" or "adamw"
+    lr: float = 1e-3                   # base learning rate for --batch 8
+    epochs: int = 20
+    crop: int = 160                    # square training crop
     pretrained: tuple[str, ...] = ()   # weight sources that exist for it (loading them is a later feature)
     export_formats: tuple[str, ...] = DEFAULT_EXPORTS
     description: str = ""

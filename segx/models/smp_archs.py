@@ -29,13 +29,13 @@ def _unet(encoder: str, num_classes: int) -> nn.Module:
     return SmpSeg(smp.Unet(encoder_name=encoder, encoder_weights=None, classes=num_classes))
 
 
-@register("unet_resnet18", family="CNN", library="smp", size_divisor=_DIVISOR, optimizer="adamw", lr=1e-3,
+@register("unet_resnet18", family="CNN", library="smp", size_divisor=_DIVISOR,
           pretrained=("imagenet",), description="U-Net (smp), ResNet-18 encoder")
 def unet_resnet18(num_classes: int) -> nn.Module:
     return _unet("resnet18", num_classes)
 
 
-@register("unet_mobilenet_v2", family="CNN", library="smp", size_divisor=_DIVISOR, optimizer="adamw", lr=1e-3,
+@register("unet_mobilenet_v2", family="CNN", library="smp", size_divisor=_DIVISOR,
           pretrained=("imagenet",), description="U-Net (smp), MobileNetV2 encoder")
 def unet_mobilenet_v2(num_classes: int) -> nn.Module:
     return _unet("mobilenet_v2", num_classes)

@@ -32,30 +32,30 @@ class TorchvisionSeg(SegModel):
         return resize_to(out, x), aux
 
 
-@register("fcn_resnet50", family="CNN", size_divisor=8, has_aux=True, pretrained=_TV_PRETRAINED,
-          description="FCN, ResNet-50 dilated backbone (output stride 8)")
+@register("fcn_resnet50", family="CNN", size_divisor=8, has_aux=True, optimizer="sgd", lr=0.01,
+          pretrained=_TV_PRETRAINED, description="FCN, ResNet-50 dilated backbone (output stride 8)")
 def fcn_resnet50(num_classes: int) -> nn.Module:
     return TorchvisionSeg(tvseg.fcn_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
                                              aux_loss=True))
 
 
-@register("deeplabv3_resnet50", family="CNN", size_divisor=8, has_aux=True, pretrained=_TV_PRETRAINED,
-          description="DeepLabV3 (ASPP), ResNet-50 dilated backbone (output stride 8)")
+@register("deeplabv3_resnet50", family="CNN", size_divisor=8, has_aux=True, optimizer="sgd", lr=0.01,
+          pretrained=_TV_PRETRAINED, description="DeepLabV3 (ASPP), ResNet-50 dilated backbone (output stride 8)")
 def deeplabv3_resnet50(num_classes: int) -> nn.Module:
     return TorchvisionSeg(tvseg.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes,
                                                    aux_loss=True))
 
 
-@register("deeplabv3_mobilenet_v3_large", family="CNN", size_divisor=16, has_aux=True, pretrained=_TV_PRETRAINED,
-          description="DeepLabV3 (ASPP), MobileNetV3-Large backbone (output stride 16)")
+@register("deeplabv3_mobilenet_v3_large", family="CNN", size_divisor=16, has_aux=True, lr=3e-3,
+          pretrained=_TV_PRETRAINED, description="DeepLabV3 (ASPP), MobileNetV3-Large backbone (output stride 16)")
 def deeplabv3_mobilenet_v3_large(num_classes: int) -> nn.Module:
     net = tvseg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes,
                                              aux_loss=True)
     return TorchvisionSeg(set_bn_momentum(net, 0.1))
 
 
-@register("lraspp_mobilenet_v3_large", family="CNN", size_divisor=16, pretrained=_TV_PRETRAINED,
-          description="Lite R-ASPP, MobileNetV3-Large backbone: the fastest torchvision model")
+@register("lraspp_mobilenet_v3_large", family="CNN", size_divisor=16, lr=3e-3,
+          pretrained=_TV_PRETRAINED, description="Lite R-ASPP, MobileNetV3-Large backbone: the fastest")
 def lraspp_mobilenet_v3_large(num_classes: int) -> nn.Module:
     net = tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
     return TorchvisionSeg(set_bn_momentum(net, 0.1))

@@ -80,32 +80,34 @@ def _argmax0(planes: np.ndarray) -> np.ndarray:
     return idx
 
 
-def _interp_points(flat: np.ndarray, width: int, ys: np.ndarray, xs: np.ndarray, ymap: tuple,
+def _interp_points(logits: np.ndarray, offset: tuple[int, int], ys: np.ndarray, xs: np.ndarray, ymap: tuple,
                    xmap: tuple) -> np.ndarray:
-    """Bilinear logits C×K at output pixels (ys, xs); `flat` is the C×(h·w) contiguous source, `width` its w."""
+    """Bilinear logits C×K at output pixels (ys, xs); the maps index the crop at `offset` of contiguous `logits`."""
     (y0, y1, wy), (x0, x1, wx) = ymap, xmap
-    r0, r1, c0, c1 = y0[ys] * width, y1[ys] * width, x0[xs], x1[xs]
+    flat, width = logits.reshape(logits.shape[0], -1), logits.shape[2]
+    r0, r1 = (y0[ys] + offset[0]) * width, (y1[ys] + offset[0]) * width
+    c0, c1 = x0[xs] + offset[1], x1[xs] + offset[1]
     fy, fx = wy[ys], wx[xs]
     top = np.take(flat, r0 + c0, axis=1) * (1 - fx) + np.take(flat, r0 + c1, axis=1) * fx
     bottom = np.take(flat, r1 + c0, axis=1) * (1 - fx) + np.take(flat, r1 + c1, axis=1) * fx
     return top * (1 - fy) + bottom * fy
 
 
-def _fast_mask(crop: np.ndarray, ymap: tuple, xmap: tuple) -> np.ndarray:
+def _fast_mask(logits: np.ndarray, box: Letterbox, ymap: tuple, xmap: tuple) -> np.ndarray:
     """argmax of the bilinearly resized logits without resizing every class plane: where the 4 source pixels
     around an output pixel share their argmax, a convex combination keeps it (so the class is known); only the
     pixels along class edges are interpolated in full. Equal to `_argmax0` of the full resize."""
-    crop = np.ascontiguousarray(crop)
-    lo = _argmax0(crop)
+    (top, left), (rh, rw) = box.offset, box.resized_hw
+    lo = _argmax0(logits[:, top:top + rh, left:left + rw])
     (y0, y1, _), (x0, x1, _) = ymap, xmap
-    rows0, rows1 = lo[y0], lo[y1]
-    a, b, c, d = rows0[:, x0], rows0[:, x1], rows1[:, x0], rows1[:, x1]
+    rows0, rows1 = np.take(lo, y0, axis=0), np.take(lo, y1, axis=0)
+    a, b = np.take(rows0, x0, axis=1), np.take(rows0, x1, axis=1)
+    c, d = np.take(rows1, x0, axis=1), np.take(rows1, x1, axis=1)
     mask = a
     ys, xs = np.nonzero((a != b) | (a != c) | (a != d))
-    flat = crop.reshape(crop.shape[0], -1)
     for k in range(0, ys.size, _POINTS_PER_CHUNK):
         sy, sx = ys[k:k + _POINTS_PER_CHUNK], xs[k:k + _POINTS_PER_CHUNK]
-        mask[sy, sx] = _argmax0(_interp_points(flat, crop.shape[2], sy, sx, ymap, xmap))
+        mask[sy, sx] = _argmax0(_interp_points(logits, box.offset, sy, sx, ymap, xmap))
     return mask
 
 
@@ -115,14 +117,13 @@ def from_logits(logits: np.ndarray, box: Letterbox, *, want_conf: bool = False,
 
     The letterbox padding is cropped, the logits are resized bilinearly to the frame and argmax'd. Confidence and
     probabilities are opt-in: they need every class plane at full size (computed in row bands to bound memory)."""
-    top, left = box.offset
-    rh, rw = box.resized_hw
-    crop = np.ascontiguousarray(logits[:, top:top + rh, left:left + rw], dtype=np.float32)
+    logits = np.ascontiguousarray(logits, dtype=np.float32)  # no copy for a runtime's own output
+    (top, left), (rh, rw) = box.offset, box.resized_hw
     ymap, xmap = _axis_map(box.frame_hw[0], rh), _axis_map(box.frame_hw[1], rw)
-    mask = _fast_mask(crop, ymap, xmap)
+    mask = _fast_mask(logits, box, ymap, xmap)
     if not (want_conf or want_probs):
         return mask, None, None
-    conf, probs = _softmax_bands(crop, box.frame_hw, ymap, want_probs)
+    conf, probs = _softmax_bands(logits[:, top:top + rh, left:left + rw], box.frame_hw, ymap, want_probs)
     return mask, conf, probs
 
 

@@ -34,7 +34,7 @@ def find_regions(mask: np.ndarray, classes: tuple[str, ...] | list[str], confide
     """Connected regions of each class in `mask` (8-connected, as cv2.findContours traces them), largest first
     within each class; background (class 0) only when asked."""
     regions: list[Region] = []
-    for cid in np.unique(mask):
+    for cid in np.flatnonzero(np.bincount(mask.ravel(), minlength=1)):  # the classes present
         if (cid == 0 and not include_background) or cid >= len(classes):
             continue
         regions += _class_regions(mask == cid, int(cid), classes[int(cid)], confidence, min_area)
