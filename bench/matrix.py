@@ -131,5 +131,18 @@ def plan_rows(sources: list[ModelSource], runtimes: tuple[str, ...], precisions:
     if any(b < 1 for b in batches) or not batches:
         raise SegxError(f"--batch values must be positive integers (got {', '.join(map(str, batches))})")
     reasons = {(r, p): skip_reason(r, p, device) for r, p in itertools.product(runtimes, precisions)}
-    return [RowPlan(src, r, p, b, device, imgsz, RECIPES.get((r, p)), reasons[r, p])
+    return [RowPlan(src, r, p, b, device, imgsz, RECIPES.get((r, p)),
+                    arch_skip(src.arch, RECIPES.get((r, p))) or reasons[r, p])
             for src, r, p, b in itertools.product(sources, runtimes, precisions, batches)]
+
+
+def arch_skip(arch: str, recipe: Recipe | None) -> str | None:
+    """Why `arch` cannot make the row's model file (a format outside its ArchSpec.export_formats), or None."""
+    from segx.models import get_arch
+
+    if recipe is None or recipe.fmt is None:
+        return None
+    spec = get_arch(arch)
+    if recipe.fmt in spec.export_formats:
+        return None
+    return spec.export_notes.get(recipe.fmt) or f"{arch} does not export to {recipe.fmt}"

@@ -167,6 +167,7 @@ def check_dynamic(reference: Runtime, candidate: Runtime, *, data: str | Path | 
     h, w = imgsz + 32, max(32, imgsz - 16)
     images = [img for img, _ in parity_inputs(data, split, 2, imgsz)]
     batch = torch.from_numpy(np.concatenate(images * 2 if len(images) == 1 else images))
+    batch = batch[:candidate.input_shape[0]] if candidate.input_shape[0] else batch  # a fixed-batch model (Mask R-CNN)
     batch = torch.nn.functional.interpolate(batch, size=(h, w), mode="bilinear", align_corners=False).numpy()
     stats = _compare(reference, candidate, iter([(batch, None)]))
     return _result(candidate, stats, (h, w))

@@ -1,5 +1,5 @@
 """bench.png: accuracy (mIoU) against latency, one point per model x runtime x precision, Pareto front marked;
-without accuracy figures, images/s against model size. Also the Pareto-front computation itself."""
+without accuracy figures (or with untrained models only), images/s against model size. Also the Pareto front."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +30,9 @@ def plot_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def axes_for(rows: list[dict[str, Any]]) -> tuple[str, str, str, str]:
-    """(x key, y key, x label, y label): mIoU vs latency when rows carry mIoU, else FPS vs size."""
-    if any(r.get("miou") is not None for r in rows):
+    """(x key, y key, x label, y label): mIoU vs latency when trained models carry mIoU, else FPS vs size
+    (a random-init model's mIoU says nothing about the trade-off)."""
+    if any(r.get("miou") is not None and r.get("trained", True) for r in rows):
         return "latency_ms", "miou_pct", "latency, ms per image (p50)", "mIoU, %"
     return "size_mb", "fps", "model size, MB", "images / s"
 

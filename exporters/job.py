@@ -93,7 +93,8 @@ def load_source(model: str | Path | tuple[nn.Module, ModelMeta]) -> Source:
     from segx.checkpoint import load_model
 
     module, meta = load_model(model)
-    return Source(module.eval(), meta, Path(model))
+    arch = meta.arch if str(model).startswith("torchvision:") else None  # a pretrained spec names no file:
+    return Source(module.eval(), meta, Path(f"{arch}.pt") if arch else Path(model))  # write ./ARCH.<suffix>
 
 
 def output_path(source: Source, out: str | Path | None, precision: str, suffix: str) -> Path:
@@ -129,13 +130,17 @@ class ExportJob:
         return self.meta.precision
 
     def example(self) -> torch.Tensor:
-        """The tracing input: batch 2 for dynamic exports (torch.export specialises size-1 dims), else 1."""
+        """The tracing input: batch 2 for dynamic exports (torch.export specialises size-1 dims), else 1; a model
+        whose trace unrolls per-image work says its batch in `export_batch` (Mask R-CNN: 1)."""
         gen = torch.Generator().manual_seed(0)
         s = self.meta.imgsz
-        return torch.randn(2 if self.meta.dynamic else 1, 3, s, s, generator=gen)
+        n = getattr(self.module, "export_batch", None) or (2 if self.meta.dynamic else 1)
+        return torch.randn(n, 3, s, s, generator=gen)
 
 
 def make_job(source: Source, opts: ExportOptions, precision: str, cache_dir: Path,
              traced: dict[Any, Any] | None = None) -> ExportJob:
     meta = source.meta.replace(imgsz=opts.imgsz, dynamic=opts.dynamic, precision=precision)
+    if getattr(source.module, "export_batch", None):  # the exported file takes this batch size only
+        meta = meta.replace(extra={**meta.extra, "batch": source.module.export_batch})
     return ExportJob(source.module, meta, opts, cache_dir, {} if traced is None else traced)

@@ -13,6 +13,7 @@ import onnx
 import torch
 
 from exporters.job import ExportJob
+from exporters.onnx_legacy import legacy_onnx
 from exporters.quantize import CalibrationImages
 from segx.errors import SegxError
 from segx.meta import ModelMeta
@@ -48,10 +49,13 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
         dynamic = (dims,)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(job.module, (x,), None, dynamo=True, opset_version=job.opts.opset or DEFAULT_OPSET,
-                                    input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=dynamic,
-                                    verbose=False, report=False)
-    model = program.model_proto
+        if getattr(job.module, "onnx_dynamo", True):
+            model = torch.onnx.export(job.module, (x,), None, dynamo=True, opset_version=job.opts.opset or
+                                      DEFAULT_OPSET, input_names=[INPUT], output_names=[OUTPUT],
+                                      dynamic_shapes=dynamic, verbose=False, report=False).model_proto
+        else:  # data-dependent shapes (Mask R-CNN's detections): the TorchScript-based exporter, batch 1
+            model = legacy_onnx(job.module, x, opset=job.opts.opset or DEFAULT_OPSET, dynamic=job.meta.dynamic,
+                                input_name=INPUT, output_name=OUTPUT)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if opset != (job.opts.opset or DEFAULT_OPSET):
         raise SegxError(f"torch.onnx wrote opset {opset} instead of {job.opts.opset}; choose another --opset")

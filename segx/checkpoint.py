@@ -52,9 +52,14 @@ def check_state_dict(model: nn.Module, state: dict[str, Any], source: str | Path
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
-    """Load a `.pt` segx checkpoint -> (model in eval mode on `device`, ModelMeta)."""
+    """Load a `.pt` segx checkpoint -> (model in eval mode on `device`, ModelMeta). "torchvision:NAME" loads
+    torchvision's COCO-with-VOC-labels weights of NAME instead (segx.models.pretrained)."""
     from segx.models import build_model
+    from segx.models.pretrained import load_spec, spec_arch
 
+    if spec_arch(path) is not None:
+        model, meta = load_spec(path)
+        return model.to(device), meta
     path = Path(path)
     ckpt = load_checkpoint(path)
     try:

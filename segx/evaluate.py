@@ -50,7 +50,7 @@ def open_predictor(model: str | Path | nn.Module | Any, device: str = "auto") ->
         return torch_predictor(model, resolve_device(device)), ModelMeta(arch=type(model).__name__), lambda: None
     if isinstance(model, (str, Path)):
         path = Path(model)
-        if path.suffix.lower() == ".pt":
+        if path.suffix.lower() == ".pt" or str(model).startswith("torchvision:"):  # a checkpoint or pretrained spec
             from segx.checkpoint import load_model
 
             dev = resolve_device(device)

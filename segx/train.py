@@ -39,7 +39,7 @@ class TrainConfig:
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     workers: int | None = None         # DataLoader workers; None: from the CPU count
     seed: int = 0
-    weights: Path | None = None        # initial weights: a segx .pt or a state_dict file of the same arch
+    weights: str | None = None         # initial weights: torchvision | imagenet | URL | file (segx.models.pretrained)
     deterministic: bool = False        # torch deterministic algorithms (slower on CUDA)
 
     def resolved(self) -> TrainConfig:
@@ -53,7 +53,7 @@ class TrainConfig:
             lr=self.lr or spec.lr, optimizer=self.optimizer or spec.optimizer,
             out=Path(self.out) if self.out else Path("runs") / self.arch,
             workers=default_workers() if self.workers is None else self.workers,
-            weights=Path(self.weights) if self.weights else None)
+            weights=str(self.weights) if self.weights else None)
         cfg.check()
         return cfg
 
@@ -76,7 +76,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        for k in ("data", "out", "weights"):
+        for k in ("data", "out"):
             if kw.get(k) is not None:
                 kw[k] = Path(kw[k])
         return cls(**kw)

@@ -161,3 +161,11 @@ def test_show_without_gui_says_how_to_get_it(tmp_path: Path, colour_model: Path)
     code, output = run_cli("predict", write_png(tmp_path / "a.png", scene()), "--model", colour_model, "--show")
     assert code == 1
     assert "segx: error: --show needs OpenCV with GUI support: pip install opencv-python" in output
+
+
+def test_writer_failure_is_one_line_error(tmp_path: Path, colour_model: Path) -> None:
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    code, output = run_cli("predict", write_png(tmp_path / "a.png", scene()), "--model", colour_model, "--out",
+                           tmp_path / "taken")
+    assert code == 1
+    assert output.count("segx: error:") == 1 and "writing results to" in output and "Traceback" not in output

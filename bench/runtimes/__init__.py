@@ -29,6 +29,8 @@ def runtime_for_path(path: str | Path) -> type[Runtime]:
     _import_all()
     p = Path(path)
     suffix = ".xml" if p.is_dir() and any(p.glob("*.xml")) else p.suffix.lower()
+    if str(path).startswith("torchvision:"):  # segx.models.pretrained.SPEC_PREFIX: published weights, run by torch
+        suffix = ".pt"
     for cls in RUNTIMES.values():  # registration order = preference order
         if suffix in cls.suffixes:
             return cls

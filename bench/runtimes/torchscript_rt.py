@@ -48,7 +48,8 @@ class TorchScriptRuntime(Runtime):
         if self.threads:
             torch.set_num_threads(self.threads)
         size = None if self.meta.dynamic else self.meta.imgsz
-        self.input_shape = (None if self.meta.dynamic else 1, 3, size, size)
+        batch = self.meta.extra.get("batch") or (None if self.meta.dynamic else 1)  # "batch": a fixed-batch trace
+        self.input_shape = (batch, 3, size, size)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(self.name, self.input_shape, batch)

@@ -16,7 +16,10 @@ def command(imgsz: int, as_json: bool) -> None:
 
     Parameters count what inference uses (auxiliary training heads excluded); GFLOPs are counted by
     torch.utils.flop_counter for one 1×3×IMGSZ×IMGSZ image (a multiply-add counts as 2 FLOPs), on the meta
-    device, so listing is quick. Pretrained: weight sources that exist for the arch (not loaded by segx yet).
+    device, so listing is quick (Mask R-CNN: its fixed work at the proposal and detection caps).
+    Pretrained: the weight sources `segx train --weights` loads. Exports: the formats whose export passes the
+    parity check in segx's test suite; "+trt (untested)" marks a format expected to work but not yet checked
+    (TensorRT needs a GPU). --json adds the reason for any format an arch does not export.
 
     \b
     Examples:
@@ -35,15 +38,23 @@ def command(imgsz: int, as_json: bool) -> None:
         spec, prof = get_arch(name), profile(name, imgsz)
         rows.append({"name": name, "family": spec.family, "library": spec.library, "params_m": prof.params / 1e6,
                      "gflops": prof.flops / 1e9, "imgsz": imgsz, "pretrained": list(spec.pretrained),
-                     "export_formats": list(spec.export_formats), "optimizer": spec.optimizer, "lr": spec.lr,
+                     "export_formats": list(spec.export_formats), "parity_tested": list(spec.parity_tested),
+                     "export_notes": dict(spec.export_notes), "optimizer": spec.optimizer, "lr": spec.lr,
                      "crop": spec.crop, "epochs": spec.epochs, "description": spec.description})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "family", "params (M)", f"GFLOPs @{imgsz}²", "pretrained", "export formats",
+    table = Table("name", "family", "params (M)", f"GFLOPs @{imgsz}²", "pretrained", "exports (parity-tested)",
                   "train defaults", title="segx architectures")
     for r in rows:
         table.add_row(r["name"], r["family"], f"{r['params_m']:.2f}", f"{r['gflops']:.1f}",
-                      ", ".join(r["pretrained"]) or "-", ",".join(r["export_formats"]),
+                      ", ".join(r["pretrained"]) or "-", _exports(r),
                       f"{r['optimizer']} {r['lr']:g}, crop {r['crop']}, {r['epochs']} ep")
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _exports(row: dict) -> str:
+    tested = [f for f in row["export_formats"] if f in row["parity_tested"]]
+    untested = [f for f in row["export_formats"] if f not in row["parity_tested"]]
+    return ",".join(tested) + (f" +{','.join(untested)} (untested)" if untested else "") + \
+        "".join(f" no {fmt}" for fmt in row["export_notes"])

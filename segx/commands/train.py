@@ -32,8 +32,9 @@ _FIELDS = ("data", "arch", "split", "epochs", "batch", "crop", "lr", "optimizer"
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers [default: cores // 2, at most 4].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights, data order and augmentation.")
-@click.option("--weights", type=click.Path(path_type=Path),
-              help="Start from these weights: a segx .pt checkpoint or a state_dict file of the same arch.")
+@click.option("--weights", metavar="SOURCE", help="Start from: torchvision (COCO-with-VOC-labels weights of the 4 "
+              "torchvision archs), imagenet (backbone / encoder), an http(s) URL or a file (segx .pt or state_dict "
+              "of the same arch). See `segx models` and docs/pretrained.md.")
 @click.option("--deterministic", is_flag=True, help="Use deterministic algorithms only (slower on CUDA).")
 @click.pass_context
 def command(ctx: click.Context, resume: bool, **opts: Any) -> None:
@@ -48,6 +49,8 @@ def command(ctx: click.Context, resume: bool, **opts: Any) -> None:
       segx data synth --out data/synth
       segx train --data data/synth --arch lraspp_mobilenet_v3_large
       segx train --data data --arch deeplabv3_resnet50 --split aug --crop 480 --batch 4 --epochs 30 --amp
+      segx train --data data --arch lraspp_mobilenet_v3_large --weights torchvision --epochs 5
+      segx train --data data --arch segformer_mit_b0 --weights imagenet
       segx train --resume --out runs/lraspp_mobilenet_v3_large
       torchrun --nproc_per_node=4 -m segx.cli train --data data --arch fcn_resnet50 --device cuda
     """

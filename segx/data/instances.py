@@ -17,7 +17,8 @@ from segx.data.layout import OBJECT_DIR
 from segx.data.voc import VOCSegmentation, read_mask
 from segx.errors import SegxError
 
-Target = dict[str, torch.Tensor]  # boxes float32 K×4 (x1, y1, x2, y2; x2/y2 exclusive), labels int64 K, masks uint8 K×H×W
+# boxes float32 K×4 (x1, y1, x2, y2; x2/y2 exclusive), labels int64 K (1..20), masks uint8 K×H×W
+Target = dict[str, torch.Tensor]
 
 
 def instance_targets(objects: torch.Tensor, classes: torch.Tensor) -> Target:

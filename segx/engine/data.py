@@ -14,6 +14,7 @@ from segx.data.transforms import eval_transforms, train_transforms
 from segx.data.voc import VOCSegmentation
 from segx.engine.dist import DistInfo
 from segx.errors import SegxError
+from segx.models.registry import TrainData
 
 
 def seed_worker(worker_id: int) -> None:
@@ -24,10 +25,14 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loaders(root: Path, split: str, *, crop: int, batch: int, workers: int, seed: int, info: DistInfo,
-                 pin_memory: bool) -> tuple[DataLoader, DataLoader, torch.Generator]:
-    """(train loader, val loader, the train loader's generator: its state is part of resumable state)."""
+                 pin_memory: bool,
+                 train_data: TrainData | None = None) -> tuple[DataLoader, DataLoader, torch.Generator]:
+    """(train loader, val loader, the train loader's generator: its state is part of resumable state).
+    `train_data`: the arch's own training set and collate function (ArchSpec.train_data; e.g. Mask R-CNN's
+    instances); validation always scores semantic masks."""
     train_list, val_list = split_pair(split)
-    train_set = VOCSegmentation(root, train_list, train_transforms(crop))
+    train_set, collate = (train_data(root, train_list, crop) if train_data is not None else
+                          (VOCSegmentation(root, train_list, train_transforms(crop)), None))
     val_set = VOCSegmentation(root, val_list, eval_transforms())
     if len(train_set) < batch * info.world:
         raise SegxError(f"the '{train_list}' list has {len(train_set)} images, fewer than one batch "
@@ -36,7 +41,8 @@ def make_loaders(root: Path, split: str, *, crop: int, batch: int, workers: int,
     sampler = (DistributedSampler(train_set, info.world, info.rank, shuffle=True, seed=seed, drop_last=True)
                if info.enabled else None)
     train = DataLoader(train_set, batch_size=batch, shuffle=sampler is None, sampler=sampler, drop_last=True,
-                       num_workers=workers, pin_memory=pin_memory, generator=generator, worker_init_fn=seed_worker)
+                       num_workers=workers, pin_memory=pin_memory, generator=generator, worker_init_fn=seed_worker,
+                       collate_fn=collate)
     # validation: batch 1 at each image's own resolution; each rank takes every world-th image
     shard = Subset(val_set, range(info.rank, len(val_set), info.world))
     val = DataLoader(shard, batch_size=1, shuffle=False, num_workers=min(workers, 2), pin_memory=pin_memory,

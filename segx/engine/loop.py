@@ -13,7 +13,9 @@ from rich.progress import Progress, TextColumn
 from torch import nn
 from torch.utils.data import DataLoader
 
+from segx.checkpoint import unwrap
 from segx.data.constants import CLASSES, IGNORE_INDEX
+from segx.data.instances import targets_to
 from segx.engine.dist import DistInfo, sum_across_ranks
 from segx.engine.optim import AmpSettings
 from segx.errors import SegxError
@@ -60,9 +62,12 @@ def _loss(out: dict[str, torch.Tensor], masks: torch.Tensor, aux_weight: float) 
     return loss
 
 
-def _train_step(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, s: Step) -> torch.Tensor:
+def _train_step(model: nn.Module, images: torch.Tensor, masks: Any, s: Step) -> torch.Tensor:
     with s.amp.autocast():
-        loss = _loss(model(images), masks, s.aux_weight)
+        if getattr(unwrap(model), "takes_targets", False):  # the arch computes its own loss (Mask R-CNN)
+            loss = model(images, masks)["loss"]
+        else:
+            loss = _loss(model(images), masks, s.aux_weight)
     s.optimizer.zero_grad(set_to_none=True)
     s.scaler.scale(loss).backward()
     s.scaler.step(s.optimizer)
@@ -81,7 +86,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, s: Step, *, epoch: int
                             lr=s.optimizer.param_groups[0]["lr"], ips=0.0)
         for images_b, masks in loader:
             images_b = images_b.to(s.device, non_blocking=True, memory_format=torch.channels_last)
-            masks = masks.to(s.device, non_blocking=True)
+            masks = masks.to(s.device, non_blocking=True) if isinstance(masks, torch.Tensor) else \
+                targets_to(masks, s.device)
             loss = _train_step(model, images_b, masks, s).item()
             if not math.isfinite(loss):
                 raise SegxError(f"the loss became {loss} at epoch {epoch} step {steps + 1}; lower --lr"

