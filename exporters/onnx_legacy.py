@@ -13,8 +13,16 @@ from torch import nn
 
 def legacy_onnx(module: nn.Module, x: torch.Tensor, *, opset: int, dynamic: bool, input_name: str,
                 output_name: str) -> onnx.ModelProto:
-    axes = {input_name: {2: "height", 3: "width"}, output_name: {2: "height", 3: "width"}} if dynamic else None
+    # traced with dynamic H/W even for a fixed size, which is then pinned on the graph's input and output: the fixed-size
+    # trace annotates Mask R-CNN's mask-pasting Loop with shapes OpenVINO's ONNX frontend rejects
+    axes = {input_name: {2: "height", 3: "width"}, output_name: {2: "height", 3: "width"}}
     buffer = io.BytesIO()
     torch.onnx.export(module, (x,), buffer, dynamo=False, opset_version=opset, input_names=[input_name],
                       output_names=[output_name], dynamic_axes=axes, do_constant_folding=True)
-    return onnx.load_from_string(buffer.getvalue())
+    model = onnx.load_from_string(buffer.getvalue())
+    if not dynamic:
+        for value in (model.graph.input[0], model.graph.output[0]):
+            for dim, size in zip(value.type.tensor_type.shape.dim[2:], x.shape[2:]):
+                dim.Clear()
+                dim.dim_value = int(size)
+    return model

@@ -2,20 +2,9 @@
 segx.predict's iterator into the output writer, shows progress and a summary)."""
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-from rich.progress import TextColumn
-
-from segx.log import progress
-
-if TYPE_CHECKING:
-    from segx.predict.pipeline import PredictRun
-
-log = logging.getLogger("segx.predict")
 
 
 @click.command("predict")
@@ -60,45 +49,11 @@ def command(ctx: click.Context, source: str, model: str, out: Path | None, show:
       segx predict 0 --model best.xml --show
       segx predict rtsp://192.168.1.20:554/stream1 --model best.onnx --max-frames 300
     """
-    from segx.predict import predict
-    from segx.predict.writers import OutputWriter, Window, new_run_dir
+    from segx.predict.save import predict_to_dir
 
-    window = Window() if show else None
-    run = predict(source, model, device=device, runtime=runtime, precision=precision, threads=threads,
-                  imgsz=imgsz, alpha=alpha, boundaries=boundaries, confidence=save_json, max_frames=max_frames)
-    out_dir = out if out is not None else new_run_dir()
-    writer = OutputWriter(out_dir, overlays=True, masks=save_masks, regions=save_json)
-    interrupted, start = False, time.perf_counter()
-    try:
-        with progress(TextColumn("{task.fields[fps]:.1f} FPS")) as bar:
-            task = bar.add_task(f"predict {source}", total=run.total, fps=0.0)
-            for r in run:
-                writer.submit(r)
-                bar.update(task, advance=1, fps=run.frames / max(time.perf_counter() - start, 1e-9))
-                if window is not None and not window.show(r.overlay):
-                    break
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        run.close()
-        if window is not None:
-            window.close()
-        summary = writer.close()
-        if out is None and run.frames == 0 and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-    _report(run, summary.out, time.perf_counter() - start, interrupted)
-    if interrupted:
+    summary = predict_to_dir(source, model, out, save_masks=save_masks, save_json=save_json, show=show,
+                             device=device, runtime=runtime, precision=precision, threads=threads, imgsz=imgsz,
+                             alpha=alpha, boundaries=boundaries, max_frames=max_frames)
+    click.echo(f"results in {summary['out']}")
+    if summary["interrupted"]:
         ctx.exit(130)
-
-
-def _report(run: PredictRun, out_dir: Path, seconds: float, interrupted: bool) -> None:
-    skipped = run.skipped
-    if skipped:
-        log.warning("skipped %d unreadable input(s): %s", len(skipped),
-                    "; ".join(f"{p}" for p, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-    frames = run.frames
-    if interrupted:
-        log.warning("interrupted after %d frame(s); the files written so far are complete", frames)
-    log.info("segmented %d frame(s) in %.1f s (%.1f FPS) with %s", frames, seconds, frames / max(seconds, 1e-9),
-             run.runtime.describe())
-    click.echo(f"results in {out_dir}")

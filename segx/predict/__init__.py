@@ -59,4 +59,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["PredictOptions", "PredictRun", "Region", "Result", "open_source", "predict"]
+from segx.predict.save import predict_to_dir  # noqa: E402 - after predict(), which it calls
+
+__all__ = ["PredictOptions", "PredictRun", "Region", "Result", "open_source", "predict", "predict_to_dir"]
