@@ -170,3 +170,40 @@ def test_torchvision_spec_for_load_export_eval_and_train(server: Path, monkeypat
                               "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+_SMP_SCRIPT = """
+import sys, torch
+from pathlib import Path
+from safetensors.torch import save_file
+from segx.errors import SegxError
+from segx.models import build_model
+try:
+    build_model("segformer_mit_b0", weights="imagenet")
+    sys.exit("loaded without a file")
+except SegxError as e:
+    message = str(e)
+assert "\\n" not in message and "put it at " in message, message
+path = Path(message.rsplit("put it at ", 1)[1])
+torch.manual_seed(7)
+encoder = build_model("segformer_mit_b0").net.encoder.state_dict()
+path.parent.mkdir(parents=True)
+save_file({k: v.contiguous() for k, v in encoder.items()}, str(path))
+model = build_model("segformer_mit_b0", weights="imagenet")
+assert all(torch.equal(v, encoder[k]) for k, v in model.net.encoder.state_dict().items())
+print("ok", path)
+"""
+
+
+def test_smp_encoder_weights_offline_path_is_the_one_that_works(tmp_path: Path) -> None:
+    """smp archs: offline, the one-line error names the Hugging Face cache path; a file put there loads (subprocess:
+    huggingface_hub reads HF_HOME / HF_HUB_OFFLINE when imported)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", _SMP_SCRIPT], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
+    assert str(tmp_path / "hf") in proc.stdout

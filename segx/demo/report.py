@@ -40,7 +40,7 @@ def per_class_table(m: dict[str, Any]) -> Table:
 
 
 def export_table(exports: list[dict[str, Any]]) -> Table:
-    head = ["format", "asked", "kept", "size MB", "export s", "agreement %", "max |Δlogit|", "ΔmIoU pt", "verdict"]
+    head = ["format", "asked", "kept", "size MB", "export s", "agreement %", "max Δlogit", "ΔmIoU pt", "verdict"]
     rows = [[e["format"], e["requested"], e.get("precision") or "—", _num(e.get("size_mb")), _num(e.get("seconds"), ".1f"),
              _pct(e.get("agreement")), _num(e.get("max_abs_diff"), ".4f"),
              _num(None if e.get("miou_delta") is None else 100 * e["miou_delta"]),

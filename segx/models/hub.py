@@ -97,8 +97,7 @@ def fetch_hf(repo_id: str, revision: str, filename: str = "model.safetensors") -
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision))
     except Exception as e:  # noqa: BLE001 - network, offline mode and missing-entry errors of huggingface_hub
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         folder = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / revision
         raise SegxError(f"could not download {filename} of {repo_id}@{revision[:8]} from the Hugging Face hub "
-                        f"({type(e).__name__}: {first[:160]}); offline? fetch https://huggingface.co/{repo_id}/"
+                        f"({type(e).__name__}); offline? fetch https://huggingface.co/{repo_id}/"
                         f"resolve/{revision}/{filename} elsewhere and put it at {folder / filename}") from e
