@@ -11,7 +11,7 @@ import click
               help="Folder for everything the demo makes (data, run, exports, bench, predictions, report).")
 @click.option("--quick", is_flag=True, help="A ~1-minute smoke version: tiny set, one short epoch.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: 12; 1 with --quick].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs [default: 20; 1 with --quick].")
 def command(out: Path, quick: bool, device: str, epochs: int | None) -> None:
     """Run the whole job on a synthetic VOC set: synth -> train -> eval -> export (ONNX, OpenVINO, TensorRT on
     CUDA; FP32 and INT8) with parity -> bench -> predict on a video -> report.md and report.html.

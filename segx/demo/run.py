@@ -21,8 +21,8 @@ class DemoConfig:
     arch: str = "lraspp_mobilenet_v3_large"
     n_images: int = 200        # synthetic set size
     size: int = 256            # synthetic image side
-    epochs: int = 12
-    crop: int = 192
+    epochs: int = 20           # lraspp reaches ~0.7 val mIoU in 20 epochs on 2 CPU cores (docs/benchmarks.md)
+    crop: int | None = None    # None: the arch's default training crop
     batch: int = 8
     imgsz: int = 256           # export / bench / predict size
     bench_min_iters: int = 20
