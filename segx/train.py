@@ -115,11 +115,20 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> Path:
     if old and not cfg.overwrite:
         raise SegxError(f"{out} already holds a run ({', '.join(old)}); continue it with --resume, replace it "
                         f"with --overwrite, or pick another --out")
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
+    if is_main:  # the folder itself is made by the first save, so a run that fails early leaves nothing behind
         for name in old:
             (out / name).unlink()
     return out
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse now, not after an epoch, an --out that is a file or lies in a folder segx cannot write."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise SegxError(f"{existing}: not a folder; pick another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SegxError(f"{existing}: not writable; pick another --out")
 
 
 def train(config: TrainConfig) -> Path:

@@ -159,11 +159,13 @@ def test_unsafe_members_are_refused(server: Server, tmp_path: Path, unsafe: dict
     assert sorted(p.name for p in root.iterdir()) == [voc_archive().filename]  # no tree, no staging folder
 
 
-def test_absolute_member_stays_inside(server: Server, tmp_path: Path) -> None:
+def test_absolute_member_is_refused(server: Server, tmp_path: Path) -> None:
     data = _tar({"VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt": b"a\n", "/tmp/segx_abs_test.txt": b"x"})
     server.files["/abs.tar"] = data
-    download_voc(tmp_path, url=f"{server.url}/abs.tar", md5=_md5(data))
-    assert (tmp_path / "tmp" / "segx_abs_test.txt").is_file() and not Path("/tmp/segx_abs_test.txt").exists()
+    with pytest.raises(SegxError, match="refusing unsafe member '/tmp/segx_abs_test.txt'.* nothing was extracted"):
+        download_voc(tmp_path, url=f"{server.url}/abs.tar", md5=_md5(data))
+    assert not (tmp_path / "tmp").exists() and not (tmp_path / "VOCdevkit").exists()
+    assert not Path("/tmp/segx_abs_test.txt").exists()
 
 
 def test_http_errors_are_one_line(server: Server, tmp_path: Path) -> None:

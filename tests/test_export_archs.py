@@ -14,7 +14,9 @@ from segx.meta import ModelMeta
 from segx.models import list_archs
 
 FAST = {"lraspp_mobilenet_v3_large"}
-ARCHS = [pytest.param(a, marks=() if a in FAST else pytest.mark.slow) for a in list_archs()]
+# Mask R-CNN exports take batch 1 only (its trace unrolls per-image work): tests/test_maskrcnn.py checks its exports
+ARCHS = [pytest.param(a, marks=() if a in FAST else pytest.mark.slow) for a in list_archs()
+         if a != "maskrcnn_resnet50_fpn_v2"]
 
 
 def _checkpoint(arch: str, folder: Path) -> Path:

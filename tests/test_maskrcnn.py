@@ -134,8 +134,8 @@ def test_bench_skips_tensorrt_rows_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_train_evaluate_export_through_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`segx train` on instance masks (loss falls) and eval of its checkpoint; then ONNX (dynamic H/W) and OpenVINO
-    exports pass parity on a model whose detections are painted (a few steps leave every score near 0, so the
+    """`segx train` on instance masks (loss falls) and eval of its checkpoint; then ONNX (dynamic H/W), OpenVINO and
+    TorchScript exports pass parity on a model whose detections are painted (a few steps leave every score near 0, so the
     export check uses seeded random weights with a low threshold: ~10 overlapping detections per image)."""
     from exporters import run_export
     from segx.checkpoint import load_model
@@ -161,9 +161,10 @@ def test_train_evaluate_export_through_the_engine(tmp_path: Path, monkeypatch: p
     image = VOCSegmentation(voc, "val")[0][0][None]
     with torch.no_grad():
         assert (model(image).argmax(1) > 0).float().mean() > 0.2
-    for fmt in ("onnx", "openvino"):
-        res = run_export((model, meta), fmt, imgsz=64, data=voc, n_verify=2, out=tmp_path, simplify=False,
-                         dynamic=fmt == "onnx")
+    for fmt in ("onnx", "openvino", "torchscript"):  # = ArchSpec.export_formats and .parity_tested
+        extra = {"simplify": False} if fmt != "torchscript" else {}
+        res = run_export((model, meta), fmt, imgsz=64, data=voc, n_verify=2, out=tmp_path, dynamic=fmt == "onnx",
+                         **extra)
         assert res.passed and res.precision == "fp32", res.summary()
         assert len(res.attempts[0].checks) == (2 if fmt == "onnx" else 1)
     _onnx_runs_other_sizes(model, tmp_path / f"{ARCH}.onnx")

@@ -165,6 +165,10 @@ def test_torchvision_spec_for_load_export_eval_and_train(server: Path, monkeypat
     res = runner.invoke(cli, ["eval", "--data", str(synth_voc), "--model", f"torchvision:{ARCH}",
                               "--json", str(tmp_path / "eval.json")])
     assert res.exit_code == 0, res.output
+    image = next((synth_voc / "JPEGImages").glob("*.jpg"))
+    res = runner.invoke(cli, ["predict", str(image), "--model", f"torchvision:{ARCH}", "--out", str(tmp_path / "pred")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "pred" / f"{image.stem}.jpg").is_file()
     res = runner.invoke(cli, ["train", "--data", str(synth_voc), "--arch", ARCH, "--weights", "torchvision",
                               "--epochs", "1", "--batch", "4", "--crop", "64", "--workers", "0", "--device", "cpu",
                               "--out", str(tmp_path / "run")])
@@ -207,3 +211,20 @@ def test_smp_encoder_weights_offline_path_is_the_one_that_works(tmp_path: Path) 
                           check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
     assert str(tmp_path / "hf") in proc.stdout
+
+
+def test_imagenet_tables_fit_every_backbone() -> None:
+    """Each ImageNet classifier covers every weight of the submodule it initialises (checked on the meta device)."""
+    from segmentation_models_pytorch.encoders import encoders
+    from torchvision.models import mobilenet_v3_large, resnet50
+
+    for arch, (url, module, prefix) in pretrained.IMAGENET_TORCHVISION.items():
+        with torch.device("meta"):
+            target = build_model(arch).get_submodule(module).state_dict()
+            source = (resnet50 if "resnet50" in url else mobilenet_v3_large)().state_dict()
+        for key, value in target.items():
+            if not key.endswith("num_batches_tracked"):
+                assert source[prefix + key].shape == value.shape, (arch, key)
+    for arch, encoder in pretrained.IMAGENET_SMP.items():
+        assert "imagenet" in encoders[encoder]["pretrained_settings"], arch
+        assert hasattr(build_model(arch, num_classes=2).net, "encoder")

@@ -27,7 +27,8 @@ def _table(result: dict[str, Any]) -> Any:
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="VOC folder (VOCdevkit/VOC2012, VOCdevkit or its parent).")
 @click.option("--model", type=click.Path(path_type=Path), required=True,
-              help="Model file: a segx .pt checkpoint, or an exported .onnx / .xml / .engine / .torchscript.")
+              help="Model file: a segx .pt checkpoint, or an exported .onnx / .xml / .engine / .torchscript; or "
+                   "torchvision:NAME (published VOC weights, docs/pretrained.md).")
 @click.option("--split", default="val", show_default=True, help="Any list in ImageSets/Segmentation.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results to this JSON file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

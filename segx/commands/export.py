@@ -47,7 +47,7 @@ def verdict_table(result: ExportResult) -> Table:
 
 @click.command("export", short_help="Export a checkpoint (ONNX, TensorRT, OpenVINO, TorchScript) + parity check.")
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path),
-              help="segx checkpoint to export (runs/NAME/best.pt).")
+              help="segx checkpoint to export (runs/NAME/best.pt), or torchvision:NAME (published VOC weights).")
 @click.option("--fmt", required=True, help="onnx | trt (alias engine, tensorrt) | openvino | torchscript.")
 @click.option("--imgsz", type=int, default=512, show_default=True, help="Square input size (fixed shape; "
               "with --dynamic the optimisation / parity size).")

@@ -10,7 +10,7 @@ import click
 @click.command("predict")
 @click.argument("source")
 @click.option("-m", "--model", required=True, help="Model file made by segx: .pt, .onnx, .xml (OpenVINO), .engine, "
-              ".torchscript.")
+              ".torchscript; or torchvision:NAME (published VOC weights, docs/pretrained.md).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: runs/predict/N, a new N each run].")
 @click.option("--show", is_flag=True, help="Show the overlay in a window (q or Esc stops); needs OpenCV's GUI build.")

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from rich.table import Table
 
 from segx.data.constants import IGNORE_INDEX, NUM_CLASSES
 from segx.data.layout import AUG_MASK_DIR, IMAGE_DIR, LIST_DIR, MASK_DIR, available_lists, list_path, resolve_voc_root
 from segx.data.splits import read_list
+from segx.data.voc import open_image
 from segx.errors import SegxError
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ class CheckReport:
 
 def _image_size(path: Path) -> tuple[int, int]:
     """Decode the whole image (JPEG at 1/8 scale: fast, still reads every byte) and return its (width, height)."""
-    with Image.open(path) as img:
+    with open_image(path) as img:
         size = img.size
         img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
         img.load()
@@ -45,7 +46,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _check_mask(path: Path, image_size: tuple[int, int] | None) -> list[str]:
-    with Image.open(path) as img:
+    with open_image(path) as img:
         img.load()
         if img.mode != "P":
             return [f"mask is mode {img.mode}, not a palette (P) PNG of class indices"]
@@ -63,6 +64,9 @@ def _readable(path: Path, fn: Callable[[Path], T], report: CheckReport) -> T | N
     """fn(path), recording an unreadable file as a problem (returns None then)."""
     try:
         return fn(path)
+    except SegxError as e:  # open_image's refusals (empty file, decompression-bomb guard, unreadable header)
+        report.problems.append(Problem(path, str(e).removeprefix(f"{path}: ")))
+        return None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         report.problems.append(Problem(path, f"unreadable ({str(e).strip() or type(e).__name__})"))
         return None

@@ -118,7 +118,7 @@ def fetch(url: str, dest: Path, md5: str) -> Path:
 
 
 def extract(archive: Path, dest: Path) -> None:
-    """Extract into a staging folder with filter="data" (no ../, absolute or escaping links), then move each
+    """Extract into a staging folder with filter="data" (no ../, absolute paths or escaping links), then move each
     top-level entry into `dest`; entries already in `dest` are kept. Nothing partial is left on any error."""
     from segx.log import progress
 
@@ -127,6 +127,8 @@ def extract(archive: Path, dest: Path) -> None:
         with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tf, progress() as bar:
             task = bar.add_task(f"extracting {archive.name}", total=archive.stat().st_size)
             for member in tf:
+                if member.name.startswith(("/", "\\")) or Path(member.name).is_absolute():
+                    raise tarfile.AbsolutePathError(member)  # "data" would only strip the "/": refuse it instead
                 tf.extract(member, staging, filter="data")
                 bar.update(task, completed=raw.tell())
         for top in sorted(staging.iterdir()):

@@ -32,7 +32,11 @@ def read_list(path: Path) -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise SegxError(f"{path}: unreadable split list ({e})") from e
-    return [line.split()[0] for line in lines if line.strip()]
+    ids = [line.split()[0] for line in lines if line.strip()]
+    bad = next((i for i in ids if "/" in i or "\\" in i or i in (".", "..")), None)
+    if bad is not None:  # an ID is a file stem: a path in a list would read files outside the VOC tree
+        raise SegxError(f"{path}: bad ID {bad!r} (IDs are file stems such as 2007_000032, without / or ..)")
+    return ids
 
 
 def list_ids(root: str | Path, split: str) -> list[str]:
@@ -41,10 +45,10 @@ def list_ids(root: str | Path, split: str) -> list[str]:
     if not split or "/" in split or "\\" in split or split.startswith("."):
         raise SegxError(f"bad split name {split!r}: give a list name such as train, val or segx_train")
     path = list_path(root, split)
-    if not path.is_file() and split in SEED_COUNTS:
+    if not path.exists() and split in SEED_COUNTS:
         log.info("%s is missing: making the seed split (seed 0)", path.name)
         make_seed_split(root)
-    if not path.is_file():
+    if not path.exists():  # a folder named <split>.txt is read below and refused as unreadable
         if split == "train_aug":
             raise SegxError(f"{path}: no train_aug list; get SBD with `segx data download --root DATA --sbd`")
         choices = sorted({*available_lists(root), *SEED_COUNTS})

@@ -2,6 +2,7 @@
 Masks are palette-index PNGs (0..20 classes, 255 void); images come back RGB."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,31 +12,58 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import tv_tensors
 
-from segx.data.constants import PALETTE_256
+from segx.data.constants import IGNORE_INDEX, NUM_CLASSES, PALETTE_256
 from segx.data.layout import AUG_MASK_DIR, IMAGE_DIR, MASK_DIR, resolve_voc_root
 from segx.errors import SegxError
 from segx.io import atomic_path
 
-__all__ = ["VOCSegmentation", "mask_to_pil", "read_image", "read_mask", "resolve_voc_root", "write_mask"]
+__all__ = ["MAX_PIXELS", "VOCSegmentation", "mask_to_pil", "open_image", "read_image", "read_mask", "resolve_voc_root",
+           "write_mask"]
 
 _FLAT_PALETTE = [v for rgb in PALETTE_256 for v in rgb]
+MAX_PIXELS = 100_000_000  # decompression-bomb guard: larger images are refused from their header, before decoding
+_VALID_LABEL = np.zeros(256, bool)
+_VALID_LABEL[:NUM_CLASSES] = _VALID_LABEL[IGNORE_INDEX] = True
 
 
-def _open(path: str | Path) -> Image.Image:
+def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image file lazily (header only), refusing empty files and images above `max_pixels` before any
+    pixel is decoded. The one guard every image reader in segx goes through."""
     path = Path(path)
     if not path.is_file():
         raise SegxError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise SegxError(f"{path}: empty file (0 bytes)")
     try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise SegxError(f"{path}: image too large ({e}); resize the image first") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise SegxError(f"{path}: unreadable image ({e})") from e
+    w, h = img.size
+    if w * h > max_pixels:
+        img.close()
+        raise SegxError(f"{path}: {w}×{h} = {w * h / 1e6:.0f} MP is above the {max_pixels / 1e6:.0f} MP limit "
+                        f"(decompression-bomb guard); resize the image first")
+    return img
+
+
+def _open(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    img = open_image(path, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise SegxError(f"{path}: unreadable image ({e})") from e
     return img
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 H×W×3 RGB."""
-    return np.array(_open(path).convert("RGB"))
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as uint8 H×W×3 RGB (images above `max_pixels` are refused before decoding)."""
+    return np.array(_open(path, max_pixels).convert("RGB"))
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -116,6 +144,10 @@ class VOCSegmentation(torch.utils.data.Dataset):
         if image.shape[:2] != mask.shape:
             raise SegxError(f"{self._masks[i]}: mask is {mask.shape[1]}×{mask.shape[0]} but the image is "
                             f"{image.shape[1]}×{image.shape[0]}; run `segx data check --root {self.root}`")
+        if not _VALID_LABEL[mask].all():
+            bad = np.unique(mask[~_VALID_LABEL[mask]])[:8].tolist()
+            raise SegxError(f"{self._masks[i]}: mask values {bad} are outside 0-{NUM_CLASSES - 1} and {IGNORE_INDEX}; "
+                            f"run `segx data check --root {self.root}`")
         return image, mask
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import re
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +15,17 @@ from typing import Any
 import cv2
 import numpy as np
 
+from segx.data.voc import MAX_PIXELS, read_image
 from segx.errors import SegxError
 
 log = logging.getLogger(__name__)
+# FFmpeg inside OpenCV prints its own lines for a corrupt video ("moov atom not found"); segx reports the file in one
+# line instead. Read once, when OpenCV first opens a video; set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's messages.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif")
 STREAM_RE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp|srt)://", re.IGNORECASE)
-MAX_PIXELS = 100_000_000  # decompression-bomb guard for still images
 
 
 @dataclass
@@ -75,28 +78,8 @@ def _unique_names(paths: list[Path]) -> list[str]:
 
 
 def read_still(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read one image as RGB uint8, refusing images above `max_pixels` before decoding them."""
-    from PIL import Image
-
-    from segx.data.voc import read_image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-    except Image.DecompressionBombError as e:
-        raise SegxError(f"{path}: image too large ({e})") from e
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for a bad header; read_image names the problem
-        w = h = 0
-        if path.is_file() and path.stat().st_size == 0:
-            raise SegxError(f"{path}: empty file (0 bytes)") from e
-    if w * h > max_pixels:
-        raise SegxError(f"{path}: {w}×{h} = {w * h / 1e6:.0f} MP is above the {max_pixels / 1e6:.0f} MP limit "
-                        f"(decompression-bomb guard); resize the image first")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return read_image(path)
+    """Read one image as RGB uint8, refusing images above `max_pixels` before decoding them (segx.data.voc's guard)."""
+    return read_image(path, max_pixels)
 
 
 class ImageFiles(Source):
