@@ -33,12 +33,16 @@ def export_openvino(job: ExportJob, path: Path) -> None:
 
 
 def quantize_openvino(model: Any, job: ExportJob) -> Any:
-    """NNCF post-training INT8 (performance preset: symmetric activations, per-channel weights)."""
+    """NNCF post-training INT8 (performance preset: symmetric activations, per-channel weights; the transformer
+    model type for transformer archs, which keeps softmax / layer-norm patterns in float)."""
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime" noise on import
     import nncf
 
     images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]
                                skip=job.opts.n_verify)
     log.info("INT8: NNCF calibration on %d images of split '%s'", images.n_images, job.opts.split)
+    from segx.models import get_arch, list_archs
+
+    transformer = job.meta.arch in list_archs() and get_arch(job.meta.arch).family == "transformer"
     return nncf.quantize(model, nncf.Dataset(list(images)), preset=nncf.QuantizationPreset.PERFORMANCE,
-                         subset_size=images.n_images)
+                         subset_size=images.n_images, model_type=nncf.ModelType.TRANSFORMER if transformer else None)

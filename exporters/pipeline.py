@@ -157,6 +157,17 @@ def attempt(row: Format, source: Source, opts: ExportOptions, precision: str,
     return result
 
 
+def check_arch_exports(source: Source, fmt: str) -> None:
+    """A registered arch lists the formats it exports to (ArchSpec.export_formats); others are refused up front."""
+    from segx.models import get_arch, list_archs
+
+    if source.meta.arch in list_archs():
+        formats = get_arch(source.meta.arch).export_formats
+        if fmt not in formats:
+            raise SegxError(f"arch '{source.meta.arch}' does not export to '{fmt}' (it exports to: "
+                            f"{', '.join(formats)})")
+
+
 def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
     """Validate, load, then try the requested precision and (when verifying) its fall-backs until one passes."""
     opts = validate_options(row.key, row.options, options)
@@ -167,6 +178,7 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
 
         VOCSegmentation(opts.data, opts.split)  # a bad --data / --split is a user error now, not a fall-back later
     source = load_source(model)  # type: ignore[arg-type]
+    check_arch_exports(source, row.key)
     check_writable(output_path(source, opts.out, "fp32", row.suffix).parent)
     plan = FALLBACK[opts.precision] if opts.verify else (opts.precision,)
     attempts: list[Attempt] = []

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from segx.errors import SegxError
-from segx.io import load_checkpoint
+from segx.io import load_checkpoint, load_failure
 from segx.meta import ModelMeta
 
 
@@ -79,10 +79,12 @@ def load_weights(model: nn.Module, path: str | Path, *, arch: str, num_classes: 
     path = Path(path)
     if not path.is_file():
         raise SegxError(f"{path}: weights file not found (give a segx .pt checkpoint or a state_dict file)")
+    if path.stat().st_size == 0:
+        raise SegxError(f"{path}: weights file is empty (0 bytes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        raise SegxError(f"{path}: not a loadable weights file ({type(e).__name__})") from e
+        raise SegxError(f"{path}: not a loadable weights file ({load_failure(e)})") from e
     if isinstance(obj, dict) and "model" in obj and "arch" in obj:
         if obj["arch"] != arch:
             raise SegxError(f"{path}: checkpoint is for arch '{obj['arch']}', not '{arch}'")

@@ -32,12 +32,20 @@ def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> Pre
 
 def runtime_predictor(runtime: Any) -> Predictor:
     """Wrap a bench `Runtime`; a model with one fixed input size gets the image resized to it."""
-    fixed = runtime.fixed_hw
+    from segx.errors import SegxError
+    from segx.predict.preprocess import check_model
+
+    check_model(runtime.input_shape, runtime.meta, str(runtime.model_path))
+    fixed, n = runtime.fixed_hw, runtime.meta.num_classes
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         if fixed is not None and tuple(x.shape[-2:]) != tuple(fixed):
             x = F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
-        return torch.from_numpy(np.ascontiguousarray(runtime.infer(x.numpy().astype(np.float32))))
+        logits = np.ascontiguousarray(runtime.infer(x.numpy().astype(np.float32)))
+        if logits.ndim != 4 or logits.shape[1] != n:
+            raise SegxError(f"{runtime.model_path}: model returned logits {logits.shape}, expected N×{n}×H×W "
+                            f"(its metadata says {n} classes; was it exported by segx?)")
+        return torch.from_numpy(logits)
 
     return predict
 

@@ -3,8 +3,10 @@ Every file segx writes goes through `atomic_path` / `atomic_write_*`, so a crash
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,16 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temps(path: str | Path, suffix: str | None = None) -> list[Path]:
+    """Delete the temp files `atomic_path(path)` leaves when its process is killed mid-write (.<stem>.*<suffix>).
+    Call it only where no other process is writing `path`."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob.escape(path.stem)}.*{suffix or path.suffix or '.tmp'}"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def _umask() -> int:
@@ -83,8 +95,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SegxError(f"{path}: not a loadable segx checkpoint ({first[:200]})") from e
+        raise SegxError(f"{path}: not a loadable segx checkpoint ({load_failure(e)})") from e
     if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
         raise SegxError(f"{path}: not a segx checkpoint (expected a dict with 'arch' and 'model')")
     return ckpt
+
+
+def load_failure(e: BaseException) -> str:
+    """Why torch.load(weights_only=True) failed, in one line: a refused pickle global says so (torch's own text
+    suggests loading the file unsafely, and carries ANSI codes); anything else gives its first line."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    refused = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed global| Please |$)", text, re.M)
+    if refused:
+        return f"refused: it holds Python objects, not only tensors and plain data, and loading it could run code: " \
+               f"{refused.group(1).strip()}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__

@@ -3,6 +3,7 @@ The epoch loop, data, optimizer and resumable state live in segx/engine/; this m
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Any
 import torch
 
 from segx.errors import SegxError
+from segx.io import remove_stale_temps
+
+log = logging.getLogger(__name__)
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
 # settings that shape the result: a resumed run that changes one of them no longer matches an uninterrupted run
@@ -110,15 +114,19 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> Path:
     out = Path(cfg.out)
     if cfg.resume:
         _last_pt(out)
-        return out
-    old = [name for name in RUN_FILES if (out / name).exists()]
-    if old and not cfg.overwrite:
-        raise SegxError(f"{out} already holds a run ({', '.join(old)}); continue it with --resume, replace it "
-                        f"with --overwrite, or pick another --out")
-    _check_writable(out)
-    if is_main:  # the folder itself is made by the first save, so a run that fails early leaves nothing behind
-        for name in old:
-            (out / name).unlink()
+    else:
+        old = [name for name in RUN_FILES if (out / name).exists()]
+        if old and not cfg.overwrite:
+            raise SegxError(f"{out} already holds a run ({', '.join(old)}); continue it with --resume, replace it "
+                            f"with --overwrite, or pick another --out")
+        _check_writable(out)
+        if is_main:  # the folder itself is made by the first save, so a run that fails early leaves nothing behind
+            for name in old:
+                (out / name).unlink()
+    if is_main:  # temp files of a run killed mid-write (the files they were to replace are intact)
+        for name in RUN_FILES:
+            for tmp in remove_stale_temps(out / name):
+                log.info("removed %s, left by a run that was killed while writing %s", tmp.name, name)
     return out
 
 

@@ -74,6 +74,22 @@ class Sandbox:
         return res
 
 
+CHECKPOINT_CONSUMERS = ("eval", "export", "predict", "train_weights", "train_resume")  # every command that loads one
+
+
+def consumers(model: Path, box: Sandbox, shared: dict[str, Path]) -> dict[str, list[object]]:
+    """Every command that takes a checkpoint, with `model` in that place."""
+    train = ["train", "--data", shared["voc"], "--arch", "lraspp_mobilenet_v3_large", "--epochs", "1", "--batch", "1",
+             "--crop", 32, "--workers", "0", "--device", "cpu"]
+    return {
+        "eval": ["eval", "--data", shared["voc"], "--model", model, "--json", box.out / "e.json", "--device", "cpu"],
+        "export": ["export", "--model", model, "--fmt", "onnx", "--imgsz", 32, "--out", box.out],
+        "predict": ["predict", shared["image"], "--model", model, "--out", box.out],
+        "train_weights": [*train, "--out", box.out / "run", "--weights", model],
+        "train_resume": ["train", "--resume", "--out", model.parent],
+    }
+
+
 def make_sandbox(tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                  watch: Sequence[Path] = ()) -> Sandbox:
     """in/, a 'victim' folder with a file that must never change, and the working directory (so default output

@@ -161,3 +161,17 @@ def test_output_names_carry_the_precision(ckpt: Path) -> None:
     assert output_path(src, "x", "fp16", ".xml") == Path("x") / "best_fp16.xml"
     assert output_path(src, None, "fp32", ".engine") == ckpt.parent / "best.engine"
     assert exporters.ExportOptions(int8=True).precision == "int8"
+
+
+def test_arch_that_does_not_export_to_a_format_is_refused() -> None:
+    from exporters.job import Source
+    from exporters.pipeline import check_arch_exports
+    from segx.models import get_arch, list_archs
+
+    refused = [(a, f) for a in list_archs() for f in FORMATS if f not in get_arch(a).export_formats]
+    if not refused:
+        pytest.skip("every registered arch exports to every format")
+    arch, fmt = refused[0]
+    with pytest.raises(SegxError, match=f"arch '{arch}' does not export to '{fmt}'"):
+        check_arch_exports(Source(nn.Identity(), ModelMeta(arch=arch)), fmt)
+    check_arch_exports(Source(nn.Identity(), ModelMeta(arch="lraspp_mobilenet_v3_large")), fmt)  # lists it

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from badinputs import (checkpoint_cases, jpeg_bytes, onnx_cases, real_checkpoint, save_onnx, sidecar_cases,
                        tiny_onnx_model, torchscript_cases)
-from refusal import Sandbox, make_sandbox, wide_console  # noqa: F401 - wide_console is an autouse fixture
+from refusal import CHECKPOINT_CONSUMERS, Sandbox, consumers, make_sandbox, wide_console  # noqa: F401
 
 from segx.data.synth import make_synthetic_voc
 from segx.errors import SegxError
@@ -38,30 +38,28 @@ def box(tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.M
     return make_sandbox(tmp_path, capfd, monkeypatch, watch=[shared["root"]])
 
 
-def consumers(model: Path, box: Sandbox, shared: dict[str, Path]) -> dict[str, list[object]]:
-    """Every command that takes a checkpoint, with `model` in that place."""
-    train = ["train", "--data", shared["voc"], "--arch", LRASPP, "--epochs", "1", "--batch", "1", "--crop", SIZE,
-             "--workers", "0", "--device", "cpu"]
-    return {
-        "eval": ["eval", "--data", shared["voc"], "--model", model, "--json", box.out / "e.json", "--device", "cpu"],
-        "export": ["export", "--model", model, "--fmt", "onnx", "--imgsz", SIZE, "--out", box.out],
-        "predict": ["predict", shared["image"], "--model", model, "--out", box.out],
-        "train_weights": [*train, "--out", box.out / "run", "--weights", model],
-        "train_resume": ["train", "--resume", "--out", model.parent],
-    }
+# --weights takes any file whose tensors fit the arch: a bare state_dict, or a checkpoint whose labels are off
+VALID_WEIGHTS = {"state_dict_only", "class_count"}
+CKPT_PARAMS = [(case, consumer) for case in sorted(checkpoint_cases(Path("x"), Path("y")))
+               for consumer in CHECKPOINT_CONSUMERS
+               if not case.startswith("pickle") and not (consumer == "train_weights" and case in VALID_WEIGHTS)]
 
 
-CHECKPOINT_CONSUMERS = ("eval", "export", "predict", "train_weights", "train_resume")
-SAFE_CKPTS = sorted(k for k in checkpoint_cases(Path("x"), Path("y")) if not k.startswith("pickle"))
+def test_controls_pass(box: Sandbox, shared: dict[str, Path]) -> None:
+    """The healthy checkpoint (also through --weights, as a bare state_dict) and ONNX file are accepted."""
+    import torch
 
+    from segx.io import load_checkpoint
 
-def test_control_checkpoint_passes(box: Sandbox, shared: dict[str, Path]) -> None:
     box.succeeds(consumers(shared["ckpt"], box, shared)["eval"])
     box.succeeds(consumers(shared["ckpt"], box, shared)["predict"])
+    box.succeeds(consumers(shared["onnx"], box, shared)["eval"])
+    state = box.inp / "state.pt"
+    torch.save(load_checkpoint(shared["ckpt"])["model"], state)
+    box.succeeds(consumers(state, box, shared)["train_weights"])
 
 
-@pytest.mark.parametrize("consumer", CHECKPOINT_CONSUMERS)
-@pytest.mark.parametrize("case", SAFE_CKPTS)
+@pytest.mark.parametrize(("case", "consumer"), CKPT_PARAMS)
 def test_bad_checkpoint(case: str, consumer: str, box: Sandbox, shared: dict[str, Path]) -> None:
     write, pattern = checkpoint_cases(shared["ckpt"], box.root / "PWNED")[case]
     bad = box.inp / "run" / "last.pt"  # --resume reads RUN/last.pt; the others take the path as given

@@ -35,7 +35,12 @@ class Runtime(ABC):
         self.meta: ModelMeta = ModelMeta(arch="unknown")
         # (N, 3, H, W) with None for dynamic axes; set by load()
         self.input_shape: tuple[int | None, int | None, int | None, int | None] = (None, 3, None, None)
-        self.load()
+        try:
+            self.load()
+        except SegxError as e:  # every load error names the model file (same type: bench tells unavailable apart)
+            if str(self.model_path) in str(e):
+                raise
+            raise type(e)(f"{self.model_path}: {e}") from e
 
     @classmethod
     def check_available(cls, device: str = "cpu") -> None:

@@ -70,6 +70,9 @@ class OnnxRuntime(Runtime):
         self.meta = ModelMeta.from_strings(props)
         self.precision = file_precision(self.name, self.model_path, self.precision, self.meta.precision)
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        if inp.type != "tensor(float)":
+            raise SegxError(f"{self.model_path}: input '{inp.name}' is {inp.type}, segx feeds float32 N×3×H×W "
+                            f"images; re-export it with segx export --fmt onnx")
         self.input_name, self.output_name = inp.name, out.name
         self.input_shape = dims_to_shape(inp.shape)
 

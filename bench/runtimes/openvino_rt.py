@@ -82,11 +82,15 @@ class OpenVINORuntime(Runtime):
         ov = _ov()
         xml = find_xml(self.model_path)
         core = ov.Core()
+        if not ov.frontend.FrontEndManager().load_by_framework("ir").supported(str(xml)):
+            # not handed to read_model, whose other frontends (TensorFlow's) would print their own parse errors
+            raise SegxError(f"{xml}: not an OpenVINO IR (no <net> model in the .xml); re-export it with "
+                            f"segx export --fmt openvino")
         try:
             model = core.read_model(str(xml))
         except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError with long texts
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise SegxError(f"{xml}: OpenVINO cannot read it ({first[:200]})") from e
+            last = (str(e).strip().splitlines() or [type(e).__name__])[-1]  # the first lines are source locations
+            raise SegxError(f"{xml}: OpenVINO cannot read it ({last[:200]})") from e
         self.meta = read_meta(model, xml)
         self.precision = file_precision(self.name, xml, self.precision, self.meta.precision)
         self.input_shape = dims_to_shape(d.get_length() if d.is_static else None

@@ -61,7 +61,7 @@ def read_sidecar(engine: Path) -> ModelMeta:
                         f"built for; {REBUILD}")
     try:
         return ModelMeta.from_dict(json.loads(side.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
+    except (json.JSONDecodeError, TypeError, SegxError) as e:
         raise SegxError(f"{side}: unreadable sidecar ({e}); {REBUILD}") from e
 
 

@@ -44,7 +44,10 @@ class TorchScriptRuntime(Runtime):
         if not extra[META_FILE]:
             raise SegxError(f"{self.model_path}: no {META_FILE} inside (not exported by segx); re-export it with "
                             f"segx export --fmt torchscript")
-        self.meta = ModelMeta.from_dict(json.loads(extra[META_FILE]))
+        try:
+            self.meta = ModelMeta.from_dict(json.loads(extra[META_FILE]))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise SegxError(f"{self.model_path}: unreadable {META_FILE} inside ({e})") from e
         if self.threads:
             torch.set_num_threads(self.threads)
         size = None if self.meta.dynamic else self.meta.imgsz

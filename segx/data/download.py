@@ -117,9 +117,10 @@ def fetch(url: str, dest: Path, md5: str) -> Path:
     return dest
 
 
-def extract(archive: Path, dest: Path) -> None:
+def extract(archive: Path, dest: Path, expect: str | None = None) -> None:
     """Extract into a staging folder with filter="data" (no ../, absolute paths or escaping links), then move each
-    top-level entry into `dest`; entries already in `dest` are kept. Nothing partial is left on any error."""
+    top-level entry into `dest`; entries already in `dest` are kept. Nothing partial is left on any error, nor when
+    the archive lacks the folder `expect` (e.g. "VOCdevkit/VOC2012")."""
     from segx.log import progress
 
     staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=dest))
@@ -131,6 +132,8 @@ def extract(archive: Path, dest: Path) -> None:
                     raise tarfile.AbsolutePathError(member)  # "data" would only strip the "/": refuse it instead
                 tf.extract(member, staging, filter="data")
                 bar.update(task, completed=raw.tell())
+        if expect is not None and not (staging / expect).is_dir():
+            raise SegxError(f"{archive}: the archive holds no {expect} folder; is it the right file?")
         for top in sorted(staging.iterdir()):
             if (dest / top.name).exists():
                 log.info("%s already exists; kept as is", dest / top.name)
@@ -156,7 +159,7 @@ def download_voc(root: str | Path, *, sbd: bool = False, url: str | None = None,
     voc = voc_archive()
     archive = fetch(url or voc.url, root / voc.filename, md5 or voc.md5)
     if not (root / "VOCdevkit" / "VOC2012").is_dir():
-        extract(archive, root)
+        extract(archive, root, "VOCdevkit/VOC2012")
     if not (root / "VOCdevkit" / "VOC2012").is_dir():
         raise SegxError(f"{archive}: the archive holds no VOCdevkit/VOC2012 folder; is --url the VOC2012 trainval tar?")
     voc_root = resolve_voc_root(root)
@@ -166,6 +169,6 @@ def download_voc(root: str | Path, *, sbd: bool = False, url: str | None = None,
         spec = sbd_archive()
         sbd_file = fetch(sbd_url or spec.url, root / spec.filename, sbd_md5 or spec.md5)
         if not (root / "benchmark_RELEASE").is_dir():
-            extract(sbd_file, root)
+            extract(sbd_file, root, "benchmark_RELEASE")
         prepare_aug(voc_root, root / "benchmark_RELEASE" / "dataset")
     return voc_root

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import torch
 
 from segx.errors import SegxError
+from segx.io import load_failure
 
 WEIGHTS_URL_ENV = "SEGX_WEIGHTS_URL"  # base URL that replaces the folder of every weights URL (a mirror; tests)
 _HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub.HASH_REGEX, at least 6 hex digits
@@ -83,8 +84,8 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch/safetensors raise many types for bad files
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SegxError(f"{path}: not a loadable weights file ({first[:200]}); delete it to download it again") from e
+        raise SegxError(f"{path}: not a loadable weights file ({load_failure(e)}); delete it to download it "
+                        f"again") from e
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SegxError(f"{path}: not a state_dict of tensors")
     return state
