@@ -223,3 +223,13 @@ def test_bad_video(case: str, box: Sandbox, shared: dict[str, Path]) -> None:
     bad = box.inp / f"{case}{suffix}"
     write(bad)
     box.refused(predict_args(bad, shared["onnx"], box), names=[bad.name], pattern=pattern)
+
+
+def test_video_frames_above_the_pixel_limit_are_refused(shared: dict[str, Path]) -> None:
+    """Videos get the still images' decompression-bomb guard, from the container's frame size."""
+    from segx.errors import SegxError
+    from segx.predict.sources import open_source
+
+    with pytest.raises(SegxError, match=r"good\.mp4: frames of 64×48 = 0 MP are above the 0 MP limit"):
+        open_source(shared["video"], max_pixels=64 * 48 - 1)
+    assert len(list(open_source(shared["video"], max_pixels=64 * 48))) == 5

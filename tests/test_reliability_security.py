@@ -6,6 +6,7 @@ paths). A few cases also run as real `segx` processes, for the real exit status 
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import re
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from badinputs import CodeRunner, checkpoint_cases, jpeg_bytes, png_claiming, real_checkpoint, tar_bytes, tar_cases
+from badinputs import CodeRunner, checkpoint_cases, jpeg_bytes, real_checkpoint, tar_bytes, tar_cases
 from refusal import CHECKPOINT_CONSUMERS, Sandbox, consumers, make_sandbox, wide_console  # noqa: F401
 
 import segx.data.download as download
@@ -151,28 +152,27 @@ def test_every_write_goes_through_a_temp_path() -> None:
 
 # -- real processes -------------------------------------------------------------------------------------------------
 def test_real_processes(tmp_path: Path, shared: dict[str, Path]) -> None:
-    """Four refusals as real `segx` processes (run side by side): exit 1, one error line, no traceback and no
-    FFmpeg/ONNX Runtime chatter on the real stderr, no payload run, nothing written."""
+    """Two refusals as real `segx` processes (run side by side): exit 1, one error line, no traceback and no
+    FFmpeg chatter on the real stderr (FFmpeg's log level is set before OpenCV first opens a video), no payload run,
+    nothing written."""
     from badinputs import write_video
 
     segx_bin = Path(sys.executable).with_name("segx")
     evil = tmp_path / "evil.pt"
     torch.save({"arch": "lraspp_mobilenet_v3_large", "model": CodeRunner(tmp_path / "PWNED")}, evil)
-    (tmp_path / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
     (tmp_path / "cut.mp4").write_bytes(write_video(tmp_path / "v.mp4", n=20).read_bytes()[:1500])
     out = tmp_path / "out"
     cases = {
         "evil": (["predict", shared["image"], "--model", evil, "--out", out], "evil.pt"),
-        "bomb": (["predict", tmp_path / "bomb.png", "--model", shared["ckpt"], "--out", out], "bomb.png"),
         "video": (["predict", tmp_path / "cut.mp4", "--model", shared["ckpt"], "--out", out], "cut.mp4"),
-        "arch": (["train", "--data", shared["voc"], "--arch", "unet_r18", "--out", out], "unet_r18"),
     }
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}  # as a user's shell has it
     procs = {k: subprocess.Popen([segx_bin, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, cwd=tmp_path) for k, (args, _) in cases.items()}
+                                 text=True, cwd=tmp_path, env=env) for k, (args, _) in cases.items()}
     for key, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=120)
         errors = [line for line in stderr.splitlines() if line.startswith("segx: error:")]
         assert proc.returncode == 1 and len(errors) == 1, (key, stderr)
         assert cases[key][1] in errors[0] and "Traceback" not in stderr + stdout, (key, stderr)
-        assert not re.search(r"^\[(mov|mp4|h264|mpeg4)|moov atom|onnxruntime", stderr, re.M), (key, stderr)
+        assert not re.search(r"^\[(mov|mp4|h264|mpeg4)|moov atom", stderr, re.M), (key, stderr)
     assert not (tmp_path / "PWNED").exists() and not out.exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from segx.demo.run import DemoResult, config_dict
+from segx.errors import SegxError
 from segx.io import atomic_path, atomic_write_text
 
 REAL_VOC = """segx data download --root data --sbd
@@ -74,7 +75,8 @@ def _overlay_samples(res: DemoResult, n: int = 3) -> list[Path]:
             break
         path = res.config.out / "report_assets" / f"overlay_{k}.jpg"
         with atomic_path(path) as tmp:
-            cv2.imwrite(str(tmp), frame)
+            if not cv2.imwrite(str(tmp), frame):  # raising inside atomic_path leaves no empty file behind
+                raise SegxError(f"{path}: OpenCV could not write the overlay JPEG")
         paths.append(path)
     cap.release()
     return paths

@@ -173,7 +173,7 @@ def size_multiple(meta: ModelMeta) -> int:
 def check_model(input_shape: tuple[int | None, ...], meta: ModelMeta, model: str) -> None:
     """Refuse a model whose input/metadata cannot work with RGB frames and named classes."""
     if len(input_shape) != 4 or input_shape[1] not in (None, 3):
-        raise SegxError(f"{model}: model input is {tuple(input_shape)}, predict needs N×3×H×W RGB input")
+        raise SegxError(f"{model}: model input is {tuple(input_shape)}; segx needs N×3×H×W RGB input")
     if len(meta.classes) != meta.num_classes:
         raise SegxError(f"{model}: metadata lists {len(meta.classes)} class names for {meta.num_classes} classes")
     if len(meta.mean) != 3 or len(meta.std) != 3 or min(meta.std) <= 0:

@@ -129,7 +129,7 @@ class VideoFile(Source):
 
     kind = "video"
 
-    def __init__(self, spec: str, path: Path) -> None:
+    def __init__(self, spec: str, path: Path, max_pixels: int = MAX_PIXELS) -> None:
         super().__init__(spec)
         self.path = path
         if path.stat().st_size == 0:
@@ -139,8 +139,12 @@ class VideoFile(Source):
             if not cap.isOpened():
                 raise SegxError(f"{path}: cannot open video (unsupported codec or corrupt file)")
             self.fps, self.total = _capture_info(cap)
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         finally:
             cap.release()
+        if w * h > max_pixels:  # the same guard as still images, from the container's header
+            raise SegxError(f"{path}: frames of {w}×{h} = {w * h / 1e6:.0f} MP are above the {max_pixels / 1e6:.0f} "
+                            f"MP limit (decompression-bomb guard); resize the video first")
 
     def __iter__(self) -> Iterator[Frame]:
         cap = _open_capture(str(self.path))
@@ -271,7 +275,7 @@ def open_source(spec: str | int | Path, *, max_pixels: int = MAX_PIXELS, reconne
     if suffix in IMAGE_SUFFIXES:
         return ImageFiles(text, [path], max_pixels)
     if suffix in VIDEO_SUFFIXES:
-        return VideoFile(text, path)
+        return VideoFile(text, path, max_pixels)
     raise SegxError(f"{text}: unknown input type '{suffix or '(none)'}'; predict reads images "
                     f"({', '.join(IMAGE_SUFFIXES)}), videos ({', '.join(VIDEO_SUFFIXES)}), folders, globs, "
                     f"webcam indexes and rtsp/rtmp/http URLs")
