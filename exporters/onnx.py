@@ -3,6 +3,7 @@ dynamic batch/H/W, onnxslim simplification, onnx.checker, segx metadata in metad
 static QDQ quantisation (per-channel weights) calibrated on real images of the split."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import warnings
@@ -109,7 +110,10 @@ def quantize_onnx(float_file: Path, pre_file: Path, out: Path, job: ExportJob) -
     images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]
                                skip=job.opts.n_verify)
     log.info("INT8: calibrating on %d images of split '%s'", images.n_images, job.opts.split)
-    quant_pre_process(str(float_file), str(pre_file))
+    # when its symbolic shape inference fails, ONNX Runtime dumps sym_shape_infer_temp.onnx (+ data) into the
+    # working directory: run it from the temp folder so nothing lands outside the output
+    with contextlib.chdir(pre_file.parent):
+        quant_pre_process(str(float_file), str(pre_file))
     quantize_static(str(pre_file), str(out), _reader(images), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)

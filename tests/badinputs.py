@@ -1,20 +1,15 @@
-"""The bad-input corpus: writers of broken, hostile or mismatched files (images, masks, checkpoints, ONNX / OpenVINO /
-TorchScript models, TensorRT sidecars, videos, tar archives), the tiny healthy models they are cut from, and a
-file-tree snapshot that proves a failing command touched nothing. Used by tests/test_reliability_*.py."""
+"""The bad-input corpus, data side: writers of broken, hostile or mismatched images, masks, videos and tar archives,
+and a file-tree snapshot that proves a failing command touched nothing (models: tests/badmodels.py). Used by
+tests/test_reliability_*.py."""
 from __future__ import annotations
 
 import hashlib
 import io
-import json
-import pickle
 import struct
 import tarfile
-import warnings
-import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -22,7 +17,6 @@ from PIL import Image
 
 import segx.predict.sources  # noqa: F401 - sets FFmpeg's log level before this module first writes a video
 from segx.data.voc import mask_to_pil
-from segx.meta import ModelMeta
 
 Writer = Callable[[Path], None]
 
@@ -67,7 +61,7 @@ def jpeg_claiming(w: int, h: int) -> bytes:
     return bytes(data)
 
 
-def _const(data: bytes | Callable[[], bytes]) -> Writer:
+def const(data: bytes | Callable[[], bytes]) -> Writer:
     return lambda path: path.write_bytes(data() if callable(data) else data)
 
 
@@ -75,20 +69,20 @@ RANDOM = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes
 
 # name -> (file suffix, writer, pattern the error line must match besides the file name)
 BAD_IMAGES: dict[str, tuple[str, Writer, str]] = {
-    "zero_bytes_jpg": (".jpg", _const(b""), "0 bytes"),
-    "zero_bytes_png": (".png", _const(b""), "0 bytes"),
-    "truncated_jpg": (".jpg", _const(lambda: jpeg_bytes(64, 48)[:400]), "unreadable"),
-    "truncated_png": (".png", _const(lambda: png_bytes(64, 48)[:300]), "unreadable"),
-    "header_only_png": (".png", _const(b"\x89PNG\r\n\x1a\n"), "unreadable"),
-    "text_as_jpg": (".jpg", _const(b"this is a text file, not a picture\n"), "unreadable"),
-    "html_as_png": (".png", _const(b"<!doctype html><html><body>404</body></html>\n"), "unreadable"),
-    "random_bytes_jpg": (".jpg", _const(RANDOM), "unreadable"),
-    "bad_crc_png": (".png", _const(lambda: png_claiming(32, 24, bad_crc=True)), "unreadable"),
-    "zero_width_png": (".png", _const(lambda: png_claiming(0, 24)), "unreadable|0×24|empty"),
-    "bomb_png_100k": (".png", _const(lambda: png_claiming(100_000, 100_000)), "decompression"),
-    "bomb_png_120mp": (".png", _const(lambda: png_claiming(12_000, 10_000)), "decompression-bomb guard"),
-    "bomb_jpg_60k": (".jpg", _const(lambda: jpeg_claiming(60_000, 60_000)), "decompression"),
-    "bomb_jpg_110mp": (".jpg", _const(lambda: jpeg_claiming(11_000, 10_000)), "decompression-bomb guard"),
+    "zero_bytes_jpg": (".jpg", const(b""), "0 bytes"),
+    "zero_bytes_png": (".png", const(b""), "0 bytes"),
+    "truncated_jpg": (".jpg", const(lambda: jpeg_bytes(64, 48)[:400]), "unreadable"),
+    "truncated_png": (".png", const(lambda: png_bytes(64, 48)[:300]), "unreadable"),
+    "header_only_png": (".png", const(b"\x89PNG\r\n\x1a\n"), "unreadable"),
+    "text_as_jpg": (".jpg", const(b"this is a text file, not a picture\n"), "unreadable"),
+    "html_as_png": (".png", const(b"<!doctype html><html><body>404</body></html>\n"), "unreadable"),
+    "random_bytes_jpg": (".jpg", const(RANDOM), "unreadable"),
+    "bad_crc_png": (".png", const(lambda: png_claiming(32, 24, bad_crc=True)), "unreadable"),
+    "zero_width_png": (".png", const(lambda: png_claiming(0, 24)), "unreadable|0×24|empty"),
+    "bomb_png_100k": (".png", const(lambda: png_claiming(100_000, 100_000)), "decompression"),
+    "bomb_png_120mp": (".png", const(lambda: png_claiming(12_000, 10_000)), "decompression-bomb guard"),
+    "bomb_jpg_60k": (".jpg", const(lambda: jpeg_claiming(60_000, 60_000)), "decompression"),
+    "bomb_jpg_110mp": (".jpg", const(lambda: jpeg_claiming(11_000, 10_000)), "decompression-bomb guard"),
 }
 
 
@@ -110,11 +104,11 @@ def mask_cases(w: int, h: int) -> dict[str, tuple[Writer, str]]:
         "grey_value_99": (_pil(Image.fromarray(full + 99, "L")), r"mode L|99\]"),
         "uint16_300": (_pil(Image.fromarray(full.astype(np.uint16) + 300)), "mode I"),
         "size_mismatch": (_pil(mask_to_pil(np.zeros((h // 2, w // 2), np.uint8))), "but"),
-        "zero_bytes": (_const(b""), "0 bytes"),
-        "truncated": (_const(lambda: _png_of(mask_to_pil(full + 1))[:60]), "unreadable"),
-        "text": (_const(b"not a mask\n"), "unreadable"),
-        "jpeg_data": (_const(lambda: jpeg_bytes(w, h)), "mode RGB"),
-        "bomb": (_const(lambda: png_claiming(100_000, 100_000)), "decompression"),
+        "zero_bytes": (const(b""), "0 bytes"),
+        "truncated": (const(lambda: _png_of(mask_to_pil(full + 1))[:60]), "unreadable"),
+        "text": (const(b"not a mask\n"), "unreadable"),
+        "jpeg_data": (const(lambda: jpeg_bytes(w, h)), "mode RGB"),
+        "bomb": (const(lambda: png_claiming(100_000, 100_000)), "decompression"),
     }
 
 
@@ -122,161 +116,6 @@ def _png_of(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
-
-
-# -- checkpoints -----------------------------------------------------------------------------------------------------
-class CodeRunner:
-    """A pickle payload: unpickling it calls open(marker, "w"), i.e. runs code (a stand-in for any hostile payload)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        return (open, (self.marker, "w"))
-
-
-def checkpoint_cases(real: Path, marker: Path) -> dict[str, tuple[Writer, str]]:
-    """name -> (writer, pattern of the error) for `.pt` files, cut from the real checkpoint `real`."""
-    import torch
-
-    def saved(obj: Callable[[], Any]) -> Writer:
-        return lambda path: torch.save(obj(), path)
-
-    def ckpt(**changes: Any) -> Callable[[], dict[str, Any]]:
-        return lambda: {**torch.load(real, weights_only=True), **changes}
-
-    def other_arch() -> dict[str, Any]:  # lraspp weights labelled as another arch
-        return {**torch.load(real, weights_only=True), "arch": "deeplabv3_mobilenet_v3_large"}
-
-    return {
-        "zero_bytes": (_const(b""), "0 bytes|empty"),
-        "truncated": (_const(lambda: real.read_bytes()[: real.stat().st_size // 2]), "not a loadable"),
-        "random_bytes": (_const(RANDOM), "not a loadable"),
-        "text": (_const(b"arch: lraspp\nmodel: yes\n"), "not a loadable"),
-        "json": (_const(b'{"arch": "lraspp_mobilenet_v3_large", "model": {}}'), "not a loadable"),
-        "zip_not_torch": (_zip({"notes.txt": b"hello"}), "not a loadable"),
-        "a_list": (saved(lambda: [1, 2, 3]), "not a segx checkpoint|not a state_dict"),
-        "state_dict_only": (saved(lambda: torch.load(real, weights_only=True)["model"]),
-                            "not a segx checkpoint|no training config|weights do not fit"),
-        "unknown_arch": (saved(ckpt(arch="resnet9000")), "resnet9000"),
-        "other_arch": (saved(other_arch), "deeplabv3_mobilenet_v3_large|do not fit"),
-        "class_count": (saved(ckpt(num_classes=5)), "num_classes|5 classes|do not fit"),
-        "model_not_tensors": (saved(ckpt(model={"w": "text"})), "not a state_dict|do not fit"),
-        "pickle_raw": (_const(lambda: pickle.dumps(CodeRunner(marker), protocol=2)), "not a loadable|Unsupported"),
-        "pickle_torch_zip": (saved(lambda: CodeRunner(marker)), "not a loadable|Unsupported"),
-        "pickle_in_checkpoint": (saved(ckpt(model={"w": CodeRunner(marker)})), "not a loadable|Unsupported"),
-    }
-
-
-def _zip(members: dict[str, bytes]) -> Writer:
-    def write(path: Path) -> None:
-        with zipfile.ZipFile(path, "w") as z:
-            for name, data in members.items():
-                z.writestr(name, data)
-    return write
-
-
-def real_checkpoint(path: Path) -> Path:
-    """An untrained lraspp_mobilenet_v3_large checkpoint (a real segx .pt, no training needed)."""
-    import torch
-
-    from segx.checkpoint import make_checkpoint
-    from segx.io import save_checkpoint
-    from segx.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("lraspp_mobilenet_v3_large")
-    return save_checkpoint(make_checkpoint(model, ModelMeta(arch="lraspp_mobilenet_v3_large", imgsz=64)), path)
-
-
-# -- ONNX, OpenVINO, TorchScript -------------------------------------------------------------------------------------
-def tiny_onnx_model(meta: ModelMeta | None = ModelMeta(arch="tiny_conv", imgsz=64, dynamic=True), *, cin: int = 3,
-                    cout: int = 21, rank: int = 4, elem: int = 1, props: dict[str, str] | None = None) -> Any:
-    """A 1×1-conv segmentation 'model' (images N×cin×H×W -> logits N×cout×H×W) with segx metadata."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    weights = np.random.default_rng(0).standard_normal((cout, cin, 1, 1)).astype(np.float32)
-    inits = [onnx.numpy_helper.from_array(weights, "W")]
-    nodes, x = [], "images"
-    if elem != TensorProto.FLOAT:
-        nodes.append(helper.make_node("Cast", [x], ["as_float"], to=TensorProto.FLOAT))
-        x = "as_float"
-    if rank == 3:  # C×H×W input: add the batch axis inside the graph
-        inits.append(onnx.numpy_helper.from_array(np.array([0]), "axes"))
-        nodes.append(helper.make_node("Unsqueeze", [x, "axes"], ["batched"]))
-        x = "batched"
-    nodes.append(helper.make_node("Conv", [x, "W"], ["logits"]))
-    dims = ["N", cin, "H", "W"] if rank == 4 else [cin, "H", "W"]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("images", elem, dims)],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    strings = dict(meta.to_strings()) if meta is not None else {}
-    strings.update(props or {})
-    if strings:
-        helper.set_model_props(model, strings)
-    return model
-
-
-def save_onnx(model: Any) -> Writer:
-    import onnx
-
-    return lambda path: onnx.save(model, path)
-
-
-def onnx_cases(tiny: Path) -> dict[str, tuple[Writer, str]]:
-    from onnx import TensorProto
-
-    meta = ModelMeta(arch="tiny_conv", imgsz=64, dynamic=True)
-    return {
-        "zero_bytes": (_const(b""), "cannot load"),
-        "random_bytes": (_const(RANDOM), "cannot load"),
-        "text": (_const(b"ir_version: 9\n"), "cannot load"),
-        "truncated": (_const(lambda: tiny.read_bytes()[: tiny.stat().st_size // 2]), "cannot load"),
-        "no_segx_metadata": (save_onnx(tiny_onnx_model(None)), "no segx metadata"),
-        "grey_input": (save_onnx(tiny_onnx_model(meta, cin=1)), "N×3×H×W|input"),
-        "rank3_input": (save_onnx(tiny_onnx_model(meta, rank=3)), "4|dims|N×3×H×W"),
-        "int64_input": (save_onnx(tiny_onnx_model(meta, elem=TensorProto.INT64)), "float|type|tensor"),
-        "five_class_output": (save_onnx(tiny_onnx_model(meta, cout=5)), "logits|classes"),
-        "metadata_not_json": (save_onnx(tiny_onnx_model(meta, props={"classes": "[not json"})), "JSON"),
-        "names_vs_count": (save_onnx(tiny_onnx_model(meta.replace(num_classes=5))), "class|5"),
-    }
-
-
-def torchscript_cases() -> dict[str, tuple[Writer, str]]:
-    import torch
-
-    def traced(extra: dict[str, str]) -> Writer:
-        def write(path: Path) -> None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream
-                module = torch.jit.trace(torch.nn.Conv2d(3, 21, 1).eval(), torch.zeros(1, 3, 8, 8))
-                torch.jit.save(module, str(path), _extra_files=extra)
-        return write
-
-    return {
-        "zero_bytes": (_const(b""), "not a loadable TorchScript"),
-        "random_bytes": (_const(RANDOM), "not a loadable TorchScript"),
-        "zip_not_torchscript": (_zip({"model/data.pkl": b"junk"}), "not a loadable TorchScript"),
-        "no_segx_meta": (traced({}), "segx_meta.json"),
-        "meta_not_json": (traced({"segx_meta.json": "{not json"}), "segx_meta.json|JSON"),
-    }
-
-
-# -- TensorRT sidecars -----------------------------------------------------------------------------------------------
-def sidecar_cases() -> dict[str, tuple[str | None, str]]:
-    """name -> (sidecar text or None for none, pattern of the error)."""
-    meta = ModelMeta(arch="tiny_conv", imgsz=64).to_dict()
-    env = {"tensorrt_version": "10.0.1", "gpu_name": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}
-    return {
-        "missing": (None, "sidecar .* is missing"),
-        "not_json": ("{engine", "unreadable sidecar"),
-        "a_list": ("[1, 2]", "unreadable sidecar|metadata"),
-        "no_arch": (json.dumps({"imgsz": 64}), "arch"),
-        "other_gpu": (json.dumps({**meta, "extra": env}), "built for a different setup"),
-        "no_env": (json.dumps(meta), "built for a different setup"),
-    }
 
 
 # -- videos ----------------------------------------------------------------------------------------------------------
@@ -292,13 +131,13 @@ def write_video(path: Path, n: int, w: int = 64, h: int = 48, fps: float = 10.0)
 def video_cases(good: Path) -> dict[str, tuple[str, Writer, str]]:
     """name -> (suffix, writer, pattern) of videos that hold no decodable frame; `good` is a healthy mp4."""
     return {
-        "zero_bytes_mp4": (".mp4", _const(b""), "0 bytes"),
-        "random_bytes_mp4": (".mp4", _const(RANDOM), "cannot open video|no frame"),
-        "text_as_avi": (".avi", _const(b"RIFF but not really\n"), "cannot open video|no frame"),
-        "first_kb_of_mp4": (".mp4", _const(lambda: good.read_bytes()[:1024]), "cannot open video|no frame"),
-        "ftyp_box_only": (".mp4", _const(lambda: good.read_bytes()[:32]), "cannot open video|no frame"),
+        "zero_bytes_mp4": (".mp4", const(b""), "0 bytes"),
+        "random_bytes_mp4": (".mp4", const(RANDOM), "cannot open video|no frame"),
+        "text_as_avi": (".avi", const(b"RIFF but not really\n"), "cannot open video|no frame"),
+        "first_kb_of_mp4": (".mp4", const(lambda: good.read_bytes()[:1024]), "cannot open video|no frame"),
+        "ftyp_box_only": (".mp4", const(lambda: good.read_bytes()[:32]), "cannot open video|no frame"),
         "zero_frames_mp4": (".mp4", lambda p: _zero_frame_video(p), "cannot open video|no frame|0 bytes"),
-        "garbage_after_header": (".mp4", _const(lambda: good.read_bytes()[:48] + RANDOM * 4),
+        "garbage_after_header": (".mp4", const(lambda: good.read_bytes()[:48] + RANDOM * 4),
                                  "cannot open video|no frame"),
     }
 

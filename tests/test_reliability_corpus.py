@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from badinputs import BAD_IMAGES, mask_cases, save_onnx, tiny_onnx_model, video_cases, write_video
+from badinputs import BAD_IMAGES, jpeg_bytes, mask_cases, video_cases, write_video
+from badmodels import save_onnx, tiny_onnx_model
 from refusal import Sandbox, make_sandbox, wide_console  # noqa: F401 - wide_console is an autouse fixture
 
 from segx.data.synth import make_synthetic_voc
@@ -27,7 +28,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     onnx_file = root / "tiny.onnx"
     save_onnx(tiny_onnx_model())(onnx_file)
     image = root / "good.jpg"
-    (root / "good.jpg").write_bytes(__import__("badinputs").jpeg_bytes())
+    image.write_bytes(jpeg_bytes())
     return {"voc": voc, "onnx": onnx_file, "image": image, "video": write_video(root / "good.mp4", n=5),
             "root": root}
 
@@ -87,7 +88,7 @@ def test_bad_image(case: str, consumer: str, box: Sandbox, shared: dict[str, Pat
 def test_pixel_limit_is_checked_before_decoding(tmp_path: Path) -> None:
     """The guard reads the header only: a 110 MP JPEG whose data is 1 KB is refused without decoding a pixel,
     and a lower limit applies to a small picture too (predict's --max-pixels path)."""
-    from badinputs import jpeg_bytes, jpeg_claiming
+    from badinputs import jpeg_claiming
 
     from segx.errors import SegxError
 

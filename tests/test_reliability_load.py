@@ -6,8 +6,10 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
+from badinputs import write_video
+from badmodels import save_onnx, tiny_onnx_model
+
 import segx
-from badinputs import save_onnx, tiny_onnx_model, write_video
 from segx.predict.writers import OutputWriter
 
 MB = 1 << 20

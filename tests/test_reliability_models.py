@@ -9,8 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from badinputs import (checkpoint_cases, jpeg_bytes, onnx_cases, real_checkpoint, save_onnx, sidecar_cases,
-                       tiny_onnx_model, torchscript_cases)
+from badinputs import jpeg_bytes
+from badmodels import (checkpoint_cases, onnx_cases, real_checkpoint, save_onnx, sidecar_cases, tiny_onnx_model,
+                       torchscript_cases)
 from refusal import CHECKPOINT_CONSUMERS, Sandbox, consumers, make_sandbox, wide_console  # noqa: F401
 
 from segx.data.synth import make_synthetic_voc

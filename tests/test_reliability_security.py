@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from badinputs import CodeRunner, checkpoint_cases, jpeg_bytes, real_checkpoint, tar_bytes, tar_cases
+from badinputs import jpeg_bytes, tar_bytes, tar_cases
+from badmodels import CodeRunner, checkpoint_cases, real_checkpoint, save_onnx, tiny_onnx_model
 from refusal import CHECKPOINT_CONSUMERS, Sandbox, consumers, make_sandbox, wide_console  # noqa: F401
 
 import segx.data.download as download
@@ -105,6 +106,35 @@ def test_unsafe_or_broken_archive_is_refused(case: str, box: Sandbox, monkeypatc
                 allow=[box.out, box.out / "VOC.tar"])  # the verified download is kept, nothing extracted
     assert sorted(p.name for p in box.out.iterdir()) == ["VOC.tar"]
     assert not Path("/tmp/segx_corpus_abs.txt").exists() and not (box.root / "evil.txt").exists()
+
+
+def test_int8_preprocessing_writes_nothing_in_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 shared: dict[str, Path]) -> None:
+    """ONNX Runtime's quant_pre_process dumps sym_shape_infer_temp.onnx (+ a .data file) into the current folder
+    when its symbolic shape inference fails; segx runs it from its temp folder, so nothing lands where the user is."""
+    from types import SimpleNamespace
+
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    from exporters.onnx import quantize_onnx
+
+    def incomplete(model: object, *args: object) -> None:  # ONNX Runtime's own behaviour on failure
+        onnx.save_model(model, "sym_shape_infer_temp.onnx", save_as_external_data=True)
+        raise RuntimeError("Incomplete symbolic shape inference")
+
+    monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", staticmethod(incomplete))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    work = tmp_path / "work"
+    work.mkdir()
+    save_onnx(tiny_onnx_model())(work / "float.onnx")
+    job = SimpleNamespace(opts=SimpleNamespace(data=shared["voc"], split="val", n_verify=0),
+                          meta=SimpleNamespace(imgsz=32))
+    with pytest.raises(RuntimeError, match="Incomplete symbolic shape inference"):
+        quantize_onnx(work / "float.onnx", work / "pre.onnx", work / "int8.onnx", job)  # type: ignore[arg-type]
+    assert list((tmp_path / "cwd").iterdir()) == []
+    assert (work / "sym_shape_infer_temp.onnx").is_file()  # in the temp folder, deleted with it
 
 
 # -- the rules, in the source ---------------------------------------------------------------------------------------
