@@ -29,6 +29,9 @@ class DemoConfig:
     bench_min_time: float = 1.0
     n_verify: int = 16
     video_frames: int = 60
+    exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8")  # FORMAT[:PRECISION]; +trt on CUDA
+    bench_runtimes: tuple[str, ...] = ("torch", "onnxruntime", "openvino")        # +tensorrt on CUDA
+    bench_precisions: tuple[str, ...] = ("fp32", "bf16", "int8")
     device: str = "auto"
     seed: int = 0
 
@@ -36,7 +39,8 @@ class DemoConfig:
     def quick(cls, out: Path) -> DemoConfig:
         """A ~1-minute smoke version (used by the tests): tiny set, one short epoch, tiny exports."""
         return cls(out=out, n_images=24, size=64, epochs=1, crop=64, batch=4, imgsz=64, bench_min_iters=3,
-                   bench_min_time=0.0, n_verify=4, video_frames=8)
+                   bench_min_time=0.0, n_verify=4, video_frames=8, exports=("onnx", "openvino:int8"),
+                   bench_runtimes=("torch", "onnxruntime"), bench_precisions=("fp32",))
 
 
 @dataclass
@@ -87,11 +91,12 @@ def stage_eval(cfg: DemoConfig, res: DemoResult) -> None:
     atomic_write_json(cfg.out / "eval.json", res.metrics)
 
 
-def _export_plan(device: str) -> list[tuple[str, dict[str, Any]]]:
-    plan: list[tuple[str, dict[str, Any]]] = [("onnx", {}), ("onnx", {"int8": True}), ("openvino", {}),
-                                              ("openvino", {"int8": True})]
-    if device.startswith("cuda"):
-        plan.append(("trt", {"fp16": True}))
+def _export_plan(cfg: DemoConfig, device: str) -> list[tuple[str, dict[str, Any]]]:
+    """(format, options) per FORMAT[:PRECISION] entry of cfg.exports, plus TensorRT fp16 on CUDA."""
+    plan = []
+    for entry in cfg.exports + (("trt:fp16",) if device.startswith("cuda") else ()):
+        fmt, _, precision = entry.partition(":")
+        plan.append((fmt, {precision: True} if precision in ("int8", "fp16") else {}))
     return plan
 
 
@@ -99,7 +104,7 @@ def stage_export(cfg: DemoConfig, res: DemoResult) -> None:
     from exporters import run_export
 
     assert res.run_dir is not None
-    for fmt, opts in _export_plan(res.device):
+    for fmt, opts in _export_plan(cfg, res.device):
         name = fmt + ("_int8" if opts.get("int8") else "_fp16" if opts.get("fp16") else "")
         row: dict[str, Any] = {"format": fmt, "requested": "int8" if opts.get("int8") else
                                "fp16" if opts.get("fp16") else "fp32"}
@@ -125,8 +130,10 @@ def stage_bench(cfg: DemoConfig, res: DemoResult) -> None:
     from bench import BenchConfig, run_bench
 
     assert res.run_dir is not None and res.data is not None
-    runtimes = ("torch", "onnxruntime", "openvino") + (("tensorrt",) if res.device.startswith("cuda") else ())
-    bc = BenchConfig(models=(str(res.run_dir / "best.pt"),), runtimes=runtimes, precisions=("fp32", "int8"),
+    cuda = res.device.startswith("cuda")
+    runtimes = cfg.bench_runtimes + (("tensorrt",) if cuda else ())
+    precisions = tuple(p for p in cfg.bench_precisions if p != "bf16" or not cuda) + (("fp16",) if cuda else ())
+    bc = BenchConfig(models=(str(res.run_dir / "best.pt"),), runtimes=runtimes, precisions=precisions,
                      data=str(res.data), n_images=cfg.n_verify, imgsz=cfg.imgsz, batches=(1,),
                      device=res.device, out=str(cfg.out / "bench"), min_iters=cfg.bench_min_iters,
                      min_time=cfg.bench_min_time, max_miou_drop=1.0)
