@@ -14,7 +14,7 @@ import onnx
 import torch
 
 from exporters.job import ExportJob
-from exporters.onnx_legacy import legacy_onnx
+from exporters.onnx_legacy import legacy_onnx, pin_hw
 from exporters.quantize import CalibrationImages
 from segx.errors import SegxError
 from segx.meta import ModelMeta
@@ -55,8 +55,8 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
                                       DEFAULT_OPSET, input_names=[INPUT], output_names=[OUTPUT],
                                       dynamic_shapes=dynamic, verbose=False, report=False).model_proto
         else:  # data-dependent shapes (Mask R-CNN's detections): the TorchScript-based exporter, batch 1
-            model = legacy_onnx(job.module, x, opset=job.opts.opset or DEFAULT_OPSET, dynamic=job.meta.dynamic,
-                                input_name=INPUT, output_name=OUTPUT)
+            model = legacy_onnx(job.module, x, opset=job.opts.opset or DEFAULT_OPSET, input_name=INPUT,
+                                output_name=OUTPUT)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if opset != (job.opts.opset or DEFAULT_OPSET):
         raise SegxError(f"torch.onnx wrote opset {opset} instead of {job.opts.opset}; choose another --opset")
@@ -64,6 +64,8 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
         import onnxslim
 
         model = onnxslim.slim(model)
+    if not job.meta.dynamic and not getattr(job.module, "onnx_dynamo", True):
+        pin_hw(model, tuple(x.shape[2:]))  # after onnxslim (see exporters.onnx_legacy)
     onnx.checker.check_model(model, full_check=True)
     return model
 
