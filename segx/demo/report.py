@@ -111,7 +111,8 @@ def sections(res: DemoResult) -> list[tuple[str, list[Any]]]:
                        "Accuracy and latency per runtime × precision (batch 1).", bench_table(res.bench),
                        ("img", res.config.out / "bench" / "bench.png")]),
         ("Prediction on a video", [
-            f"`segx predict {res.predict.get('source')} --model {res.predict.get('model')}`: "
+            f"`segx predict {res.predict.get('source')} --model {res.predict.get('model')} "
+            f"--runtime {str(res.predict.get('runtime', '')).split('/')[0]} --precision {res.predict.get('precision')}`: "
             f"{res.predict.get('frames')} frames at {_num(res.predict.get('fps'), '.1f')} FPS end to end.",
             *[("img", p) for p in samples]]),
         ("Output files", [("pre", "\n".join(str(p) for p in files))]),

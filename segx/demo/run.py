@@ -169,15 +169,16 @@ def _render_video(data: Path, path: Path, frames: int, fps: float = 10.0) -> Pat
     return path
 
 
-def _best_model(res: DemoResult) -> Path:
-    """The fastest passing bench row's model file (batch 1), else the ONNX fp32 export, else the checkpoint."""
+def _best_model(res: DemoResult) -> tuple[Path, str | None, str]:
+    """(model file, runtime, precision) of the fastest passing batch-1 bench row, else the ONNX fp32 export."""
     rows = [r for r in res.bench.get("rows", []) if r.get("status") == "pass" and r.get("model_path")
             and r.get("p50_ms") and r.get("batch") == 1]
     if rows:
-        return Path(min(rows, key=lambda r: r["p50_ms"])["model_path"])
+        best = min(rows, key=lambda r: r["p50_ms"])
+        return Path(best["model_path"]), best["runtime"], best["precision"]
     onnx = [e for e in res.exports if e.get("format") == "onnx" and e.get("passed") and e.get("path")]
     assert res.run_dir is not None
-    return Path(onnx[0]["path"]) if onnx else res.run_dir / "best.pt"
+    return (Path(onnx[0]["path"]), None, "fp32") if onnx else (res.run_dir / "best.pt", None, "fp32")
 
 
 def stage_predict(cfg: DemoConfig, res: DemoResult) -> None:
@@ -185,10 +186,10 @@ def stage_predict(cfg: DemoConfig, res: DemoResult) -> None:
 
     assert res.data is not None
     video = _render_video(res.data, cfg.out / "video" / "val_video.mp4", cfg.video_frames)
-    model = _best_model(res)
+    model, runtime, precision = _best_model(res)
     summary = predict_to_dir(video, model, cfg.out / "predict", save_masks=True, save_json=True,
-                             device=res.device, show_progress=True)
-    res.predict = {"source": str(video), "model": str(model), **summary}
+                             device=res.device, runtime=runtime, precision=precision, show_progress=True)
+    res.predict = {"source": str(video), "model": str(model), "precision": precision, **summary}
 
 
 STAGES = (("synthetic VOC", stage_data), ("train", stage_train), ("evaluate", stage_eval),
