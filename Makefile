@@ -10,11 +10,11 @@ VENV      := $(VENV_HOME)/$(HASH)
 BIN       := .venv/bin
 DEMO_OUT  ?= runs/demo
 
-.PHONY: install test demo bench clean help
+.PHONY: install test test-slow demo bench clean help
 
 help:
 	@echo "make demo   - set up, then run the whole job on the synthetic VOC set (segx demo)"
-	@echo "make test   - set up, then run the test suite"
+	@echo "make test   - set up, then run the test suite (make test-slow: the slow export/compile tests)"
 	@echo "make bench  - CPU benchmark of the mobile archs at 512x512 (docs/benchmarks.md)"
 
 install:
@@ -33,7 +33,10 @@ install:
 	fi
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-slow: install  # every arch x format export, torch.compile parity (about 8 more minutes on 2 cores)
+	$(BIN)/python -m pytest -q -m slow tests
 
 demo: install
 	$(BIN)/segx demo --out $(DEMO_OUT)
