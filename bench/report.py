@@ -14,6 +14,7 @@ from segx.io import atomic_write_json, atomic_write_text
 
 SYMBOLS = {"pass": "✅", "fail": "❎", "error": "❌", "skipped": "⏭"}
 BASELINE_RUNTIMES = ("torch", "compile")  # "× torch" compares with the best of these (same model and batch)
+NOISY_CORES = 0.25  # other processes using more CPU than this while a row was timed make its timing suspect
 
 
 def speedup(row: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
@@ -70,6 +71,16 @@ def print_table(rows: list[dict[str, Any]], console: Any = None) -> None:
         if not console.is_terminal:  # piped / captured: do not squeeze the table into 80 columns
             console = Console(width=200)
     console.print(table)
+    noisy = noisy_rows(rows)
+    if noisy:
+        console.print(f"[yellow]timed while other processes used > {NOISY_CORES} CPU cores (suspect timings):[/] "
+                      f"{escape(', '.join(noisy))}")
+
+
+def noisy_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """'model runtime precision bN (x.x cores)' for rows timed while other processes used the CPU."""
+    return [f"{r['model']} {r['runtime']} {r['precision']} b{r['batch']} ({r['others_cpu']:.1f} cores)"
+            for r in rows if (r.get("others_cpu") or 0) > NOISY_CORES]
 
 
 def _md_escape(text: str) -> str:
@@ -82,8 +93,12 @@ def markdown(env: dict[str, Any], rows: list[dict[str, Any]], command: str) -> s
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in cells]
     lines += ["", "mIoU and agreement in %, ΔmIoU in points against the torch fp32 reference of the same model; "
-              "p50 ms per batch; × torch = FPS over the fastest PyTorch row of the same model and batch.",
-              "", "![bench](bench.png)", "", "## Environment", "", "```text"]
+              "p50 ms per batch; × torch = FPS over the fastest PyTorch row of the same model and batch."]
+    noisy = noisy_rows(rows)
+    if noisy:
+        lines += ["", f"**Timed while other processes used the CPU** (> {NOISY_CORES} cores; these timings are "
+                  f"suspect): {', '.join(noisy)}."]
+    lines += ["", "![bench](bench.png)", "", "## Environment", "", "```text"]
     for key, value in env.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())

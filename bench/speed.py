@@ -2,6 +2,7 @@
 p50/p95/p99 ms per batch, images/s, threads and peak memory (CUDA timed with events after synchronisation)."""
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -40,6 +41,8 @@ class SpeedResult:
     timed_s: float
     warmup_iters: int
     peak_mem_mb: float        # peak resident memory of this process (RSS)
+    cpu_cores: float          # CPU time of this process / timed wall time (cores it kept busy)
+    others_cpu: float | None  # cores other processes used meanwhile (Linux /proc/stat): > ~0.2 = noisy timing
     gpu_mem_mb: float | None  # torch.cuda.max_memory_allocated on CUDA, else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +62,18 @@ def peak_rss_mb() -> float:
         pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds all processes have spent busy since boot (/proc/stat; None where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(v) for v in fields]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    guest = sum(ticks[8:10]) if len(ticks) > 9 else 0       # already counted in user / nice
+    return (sum(ticks) - idle - guest) / os.sysconf("SC_CLK_TCK")
 
 
 def _is_cuda(device: str) -> bool:
@@ -113,9 +128,11 @@ def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConf
     once = _timer(lambda: runtime.infer(batch), cuda)
     warm = _repeat(once, config.warmup_iters, config.warmup_time, until_both=False) \
         if config.warmup_iters > 0 else []
-    t0 = time.perf_counter()
+    t0, cpu0, busy0 = time.perf_counter(), time.process_time(), _busy_cpu_s()
     times = np.asarray(_repeat(once, config.min_iters, config.min_time, until_both=True))
-    timed_s = time.perf_counter() - t0
+    timed_s, cpu_s, busy1 = time.perf_counter() - t0, time.process_time() - cpu0, _busy_cpu_s()
+    others = None if busy0 is None or busy1 is None or timed_s < 0.5 else \
+        max(0.0, (busy1 - busy0 - cpu_s) / timed_s)  # jiffies are 10 ms: too coarse for shorter runs
     p50, p95, p99 = (float(v) for v in np.percentile(times, [50, 95, 99]))
     gpu_mem = None
     if cuda:
@@ -124,6 +141,7 @@ def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConf
         gpu_mem = torch.cuda.max_memory_allocated() / 2**20
     return SpeedResult(p50_ms=p50, p95_ms=p95, p99_ms=p99, fps=batch.shape[0] * 1000.0 / p50 if p50 > 0 else 0.0,
                        iters=int(times.size), timed_s=timed_s, warmup_iters=len(warm), peak_mem_mb=peak_rss_mb(),
+                       cpu_cores=cpu_s / timed_s if timed_s > 0 else 0.0, others_cpu=others,
                        gpu_mem_mb=gpu_mem)
 
 

@@ -218,3 +218,17 @@ def test_print_table_keeps_brackets() -> None:
     report.print_table([_row(status="skipped", error="pip install 'segx[gpu]'", p50_ms=None, fps=None)],
                        Console(file=buf, width=250))
     assert "segx[gpu]" in buf.getvalue() and "⏭ skipped" in buf.getvalue()
+
+
+def test_noisy_rows_flagged(tmp_path: Path) -> None:
+    rs = [_row(others_cpu=0.0), _row(runtime="openvino", others_cpu=1.3), _row(runtime="onnxruntime")]
+    assert report.noisy_rows(rs) == ["a openvino fp32 b1 (1.3 cores)"]
+    md = report.markdown({}, rs, "segx bench")
+    assert "suspect" in md and "a openvino fp32 b1 (1.3 cores)" in md
+    assert "suspect" not in report.markdown({}, rs[:1], "segx bench")
+
+
+def test_measure_reports_cpu_use(standin: Path) -> None:
+    res = measure(StandIn(standin), make_batch(1, (8, 8)), SpeedConfig(min_iters=1, min_time=0.6, warmup_iters=0))
+    assert 0 <= res.cpu_cores < 0.5  # the stand-in sleeps
+    assert res.others_cpu is not None and res.others_cpu >= 0
