@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,18 @@ def run_worker(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     elif proc.returncode == 0:
         reason = f"printed no result: {reason}"
     raise WorkerError(reason)
+
+
+def add_round(row: dict[str, Any], result: dict[str, Any]) -> None:
+    """Add one timing round to a row; its latencies become the median over rounds (fps from that p50) and
+    others_cpu the worst round's."""
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        rounds = row.setdefault(key.replace("_ms", "_rounds"), [])  # p50_rounds, ...
+        rounds.append(result[key])
+        row[key] = float(statistics.median(rounds))
+    row["fps"] = row["batch"] * 1000.0 / row["p50_ms"] if row["p50_ms"] > 0 else 0.0
+    if result.get("others_cpu") is not None:
+        row["others_cpu"] = max(result["others_cpu"], row.get("others_cpu") or 0.0)
 
 
 def gate(row: dict[str, Any], max_miou_drop: float, agreement_floor: float | None) -> tuple[str, str | None]:

@@ -34,6 +34,7 @@ class BenchConfig:
     min_iters: int = 50
     min_time: float = 2.0
     timeout: float = 900.0                # seconds per row (its subprocess)
+    repeat: int = 1                       # timing rounds over the whole matrix; a row reports the median round
     command: str | None = None            # the command line shown in bench.md
 
     def resolved(self) -> BenchConfig:
@@ -51,6 +52,7 @@ class BenchConfig:
         parts += ["--data", self.data, "--split", self.split, "--n-images", str(self.n_images)] if self.data else []
         parts += ["--imgsz", str(self.imgsz), "--batch", ",".join(map(str, self.batches)), "--device", self.device]
         parts += ["--threads", str(self.threads)] if self.threads else []
+        parts += ["--repeat", str(self.repeat)] if self.repeat > 1 else []
         parts += ["--out", self.out, "--max-miou-drop", f"{self.max_miou_drop:g}"]
         return shlex.join(parts)
 
@@ -118,6 +120,17 @@ class _Runner:
             return {**row, "status": "error", "error": rows.one_line(e)}
         return self._finish(row, plan, result)
 
+    def again(self, plan: matrix.RowPlan, row: dict[str, Any]) -> None:
+        """One more timing round of a row that ran (no parity: that is kept from the first round)."""
+        if row["status"] not in ("pass", "fail"):
+            return
+        try:
+            result = rows.run_worker(self.spec(plan, Path(row["model_path"])), self.config.timeout)
+        except Exception as e:  # noqa: BLE001 - a later round failing keeps the rounds that worked
+            log.warning("%s: timing round failed (%s); keeping the earlier rounds", plan.name, rows.one_line(e))
+            return
+        rows.add_round(row, result)
+
     def _finish(self, row: dict[str, Any], plan: matrix.RowPlan, result: dict[str, Any]) -> dict[str, Any]:
         if result.get("status") == "skipped":
             return {**row, "status": "skipped", "error": result.get("error")}
@@ -125,9 +138,10 @@ class _Runner:
         if "pixel_agreement" in result:
             self.parity[parity_key] = {k: result[k] for k in rows.PARITY_KEYS if k in result}
         result = {**result, **self.parity.get(parity_key, {})}
-        for key in ("p50_ms", "p95_ms", "p99_ms", "fps", *rows.PARITY_KEYS, *rows.EXTRA_KEYS):
+        for key in (*rows.PARITY_KEYS, *rows.EXTRA_KEYS):
             if key in result:
                 row[key] = result[key]
+        rows.add_round(row, result)
         floor = _agreement_floor(plan.precision) if row.get("pixel_agreement") is not None else None
         row["status"], row["error"] = rows.gate(row, self.config.max_miou_drop, floor)
         return row
@@ -158,6 +172,8 @@ def _calibration(config: BenchConfig, out: Path, plans: list[matrix.RowPlan]) ->
 def _check(config: BenchConfig) -> None:
     if config.imgsz < 32 or config.imgsz % 8:
         raise SegxError(f"--imgsz must be a multiple of 8 and >= 32 (got {config.imgsz})")
+    if config.repeat < 1:
+        raise SegxError(f"--repeat must be >= 1 (got {config.repeat})")
     if config.n_images < 1:
         raise SegxError(f"--n-images must be >= 1 (got {config.n_images})")
     if config.threads is not None and config.threads < 1:
@@ -187,11 +203,16 @@ def run_bench(config: BenchConfig | None = None, **options: Any) -> BenchResult:
     result = BenchResult(env=env, rows=[])
     try:
         with progress() as bar:
-            task = bar.add_task("bench", total=len(plans))
+            task = bar.add_task("bench", total=len(plans) * config.repeat)
             for plan in plans:
                 bar.update(task, description=plan.name)
                 result.rows.append(runner.run(plan))
                 bar.advance(task)
+            for n in range(2, config.repeat + 1):  # interleaved rounds: slow spells of the machine hit every row
+                for plan, row in zip(plans, result.rows, strict=True):
+                    bar.update(task, description=f"round {n}: {plan.name}")
+                    runner.again(plan, row)
+                    bar.advance(task)
     finally:  # an interrupted run still leaves the rows it measured
         env["load_avg_end"] = load_avg()
         result.files = report.write_reports(out, env, result.rows, command=config.command or config.to_command())

@@ -198,12 +198,13 @@ def test_run_bench_orchestration_with_standin(standin: Path, monkeypatch: pytest
     monkeypatch.setattr(rows, "run_worker", fake_worker)
     cfg = dict(archs=("lraspp_mobilenet_v3_large",), runtimes=("standin",), precisions=("fp32", "bf16", "int8"),
                imgsz=32, batches=(1, 2), min_iters=3, min_time=0, out=str(tmp_path / "b"))
-    result = run_bench(**cfg)
+    result = run_bench(**cfg, repeat=2)
     got = [(r["precision"], r["batch"], r["status"]) for r in result.rows]
     assert got == [("fp32", 1, "pass"), ("fp32", 2, "pass"), ("bf16", 1, "skipped"), ("bf16", 2, "skipped"),
                    ("int8", 1, "error"), ("int8", 2, "error")]
     assert result.rows[4]["error"] == "Segmentation fault in the stand-in"
     assert result.rows[0]["size_mb"] > 1 and result.rows[1]["fps"] > 0
+    assert len(result.rows[0]["p50_rounds"]) == 2 and "p50_rounds" not in result.rows[4]  # two timing rounds
     with pytest.raises(SegxError, match="2 bench row"):
         run_bench(**{**cfg, "out": str(tmp_path / "s")}, strict=True)
     assert all((tmp_path / "s" / f"bench.{ext}").is_file() for ext in ("json", "csv", "md", "png"))
@@ -232,3 +233,11 @@ def test_measure_reports_cpu_use(standin: Path) -> None:
     res = measure(StandIn(standin), make_batch(1, (8, 8)), SpeedConfig(min_iters=1, min_time=0.6, warmup_iters=0))
     assert 0 <= res.cpu_cores < 0.5  # the stand-in sleeps
     assert res.others_cpu is not None and res.others_cpu >= 0
+
+
+def test_rounds_take_the_median() -> None:
+    row = _row(batch=2)
+    for p50 in (30.0, 10.0, 20.0):
+        rows.add_round(row, {"p50_ms": p50, "p95_ms": p50 + 1, "p99_ms": p50 + 2, "others_cpu": p50 / 100})
+    assert row["p50_rounds"] == [30.0, 10.0, 20.0] and row["p50_ms"] == 20.0 and row["p99_ms"] == 22.0
+    assert row["fps"] == pytest.approx(100.0) and row["others_cpu"] == pytest.approx(0.3)

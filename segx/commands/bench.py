@@ -80,6 +80,8 @@ def _command_line() -> str | None:
 @click.option("--strict", is_flag=True, help="Rows that could not export or run (❌ error) also make the exit 1.")
 @click.option("--min-iters", type=int, default=50, show_default=True, help="Timed runs: at least this many ...")
 @click.option("--min-time", type=float, default=2.0, show_default=True, help="... and at least this many seconds.")
+@click.option("--repeat", type=int, default=1, show_default=True, help="Timing rounds over the whole matrix "
+              "(interleaved); each row reports its median round. Use 3+ on a shared or virtual machine.")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds per row before it is an "
               "error row.")
 def command(models: tuple[str, ...], archs: tuple[str, ...], runtimes: tuple[str, ...], precisions: tuple[str, ...],
@@ -93,7 +95,7 @@ def command(models: tuple[str, ...], archs: tuple[str, ...], runtimes: tuple[str
 
     \b
     Examples:
-      segx bench --archs lraspp_mobilenet_v3_large,deeplabv3_mobilenet_v3_large --imgsz 512 --threads 2
+      segx bench --archs lraspp_mobilenet_v3_large,deeplabv3_mobilenet_v3_large --imgsz 512 --threads 2 --repeat 3
       segx bench --models runs/lraspp_mobilenet_v3_large --data data/synth --runtimes torch onnxruntime openvino
       segx bench --models runs/A/best.pt runs/B --precisions fp32,int8 --batch 1,8 --out runs/bench_ab
       segx bench --archs deeplabv3_resnet50 --device cuda --runtimes torch,tensorrt --precisions fp32,fp16 --batch 1 16
