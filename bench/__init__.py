@@ -1,5 +1,5 @@
-"""segx bench: runtimes behind one interface (bench.runtimes), parity, speed and the matrix report.
-`run_bench` is imported lazily so `import bench.runtimes` (predict, export) stays light."""
+"""segx bench: the architecture x runtime x precision matrix, timed through segx.runtimes and judged by segx.parity.
+`run_bench` is imported lazily so `import bench` stays light."""
 from __future__ import annotations
 
 from typing import Any

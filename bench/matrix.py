@@ -80,7 +80,7 @@ class RowPlan:
 
 def check_names(runtimes: tuple[str, ...], precisions: tuple[str, ...]) -> None:
     """Raise one SegxError (with the closest name) for an unknown runtime or precision."""
-    from bench.runtimes import get_runtime
+    from segx.runtimes import get_runtime
 
     for name in runtimes:
         get_runtime(name)
@@ -98,7 +98,7 @@ def check_device(device: str) -> str:
 
 def skip_reason(runtime: str, precision: str, device: str) -> str | None:
     """Why (runtime, precision) cannot run on `device` here, or None when it can."""
-    from bench.runtimes import RuntimeUnavailable, get_runtime
+    from segx.runtimes import RuntimeUnavailable, get_runtime
 
     kind = check_device(device)
     recipe = RECIPES.get((runtime, precision))

@@ -149,7 +149,7 @@ class _Runner:
 
 def _agreement_floor(precision: str) -> float | None:
     """The pixel-agreement floor of a precision's parity gate (None: that gate only checks mIoU)."""
-    from bench.parity import gate_for
+    from segx.parity import gate_for
 
     return getattr(gate_for(precision), "min_agreement", None)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.runtimes.base import Runtime
+from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 
 

@@ -15,8 +15,8 @@ RESULT_KEY = "bench_result"
 
 def _parity(candidate: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """check_parity of the candidate against the torch fp32 reference of the same checkpoint."""
-    from bench.parity import check_parity
-    from bench.runtimes import load_runtime
+    from segx.parity import check_parity
+    from segx.runtimes import load_runtime
 
     p = spec["parity"]
     with load_runtime(p["reference"], "torch", precision="fp32", device=spec["device"],
@@ -29,7 +29,7 @@ def _parity(candidate: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Load the runtime the spec names, time it, optionally check parity; returns the result fields."""
-    from bench.runtimes import RuntimeUnavailable, load_runtime
+    from segx.runtimes import RuntimeUnavailable, load_runtime
     from bench.speed import SpeedConfig, make_batch, measure
     from segx.errors import SegxError
 

@@ -27,7 +27,7 @@ class Format:
     suffix: str                                  # the model file (the runtime's suffix)
     function: Callable[[ExportJob, Path], None]  # writes the model (and its companions) at the given path
     options: tuple[str, ...]                     # options beyond the common ones (exporters.job.COMMON_OPTIONS)
-    runtime: str                                 # bench.runtimes name that loads the file (parity check)
+    runtime: str                                 # segx.runtimes name that loads the file (parity check)
     devices: tuple[str, ...] = ("cpu",)          # where the parity check runs the export (first entry)
     companions: tuple[str, ...] = ()             # files written beside it: stem + suffix
     check: Callable[[], None] | None = None      # raises RuntimeUnavailable when the format cannot be built here

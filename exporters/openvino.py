@@ -10,7 +10,7 @@ from typing import Any
 
 import onnx
 
-from bench.runtimes.openvino_rt import RT_INFO_KEY
+from segx.runtimes.openvino_rt import RT_INFO_KEY
 from exporters.job import ExportJob
 from exporters.onnx import onnx_model
 from exporters.quantize import CalibrationImages

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.parity import ParityResult, check_dynamic, check_parity
+from segx.parity import ParityResult, check_dynamic, check_parity
 from exporters.job import (ExportJob, ExportOptions, Source, check_writable, load_source, make_job, output_path,
                           validate_options)
 from segx.errors import SegxError
@@ -106,8 +106,8 @@ def _write(row: Format, job: ExportJob, path: Path) -> None:
 
 def verify(row: Format, job: ExportJob, path: Path, source: Source) -> list[ParityResult]:
     """Parity of the written file against the PyTorch model (plus a second-size check for dynamic exports)."""
-    from bench.runtimes import get_runtime
-    from bench.runtimes.torch_rt import TorchRuntime
+    from segx.runtimes import get_runtime
+    from segx.runtimes.torch_rt import TorchRuntime
 
     device = row.devices[0]
     precision = PARITY_PRECISION.get((row.key, job.precision), job.precision)

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bench.runtimes.tensorrt_rt import current_env, require_tensorrt, sidecar_path
+from segx.runtimes.tensorrt_rt import current_env, require_tensorrt, sidecar_path
 from exporters.job import ExportJob
 from exporters.onnx import INPUT, onnx_model
 from exporters.quantize import CalibrationImages

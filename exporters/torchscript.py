@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from bench.runtimes.torchscript_rt import META_FILE
+from segx.runtimes.torchscript_rt import META_FILE
 from exporters.job import ExportJob
 
 

@@ -64,7 +64,7 @@ def open_predictor(model: str | Path | nn.Module | Any, device: str = "auto") ->
             dev = resolve_device(device)
             net, meta = load_model(path, device=dev)
             return torch_predictor(net, dev), meta, lambda: None
-        from bench.runtimes import load_runtime
+        from segx.runtimes import load_runtime
 
         model = load_runtime(path, device="cpu" if device == "auto" else device)
     return runtime_predictor(model), model.meta, model.close

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import bench.runtimes
+import segx.runtimes
 from bench import matrix, report, rows, worker
 from bench.plot import pareto_front
-from bench.runtimes import RUNTIMES, Runtime
+from segx.runtimes import RUNTIMES, Runtime
 from bench.speed import SpeedConfig, make_batch, measure
 from segx.cli import cli
 from segx.errors import SegxError
@@ -45,7 +45,7 @@ class StandIn(Runtime):
 @pytest.fixture
 def standin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Register StandIn (fp32/int8 recipes) and return a model file it loads."""
-    monkeypatch.setattr(bench.runtimes, "_import_all", lambda: None)
+    monkeypatch.setattr(segx.runtimes, "_import_all", lambda: None)
     monkeypatch.setitem(RUNTIMES, "standin", StandIn)
     monkeypatch.setitem(matrix.RECIPES, ("standin", "fp32"), matrix.Recipe(None))
     monkeypatch.setitem(matrix.RECIPES, ("standin", "int8"), matrix.Recipe(None, devices=("cpu",)))

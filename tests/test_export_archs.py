@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.runtimes import load_runtime
+from segx.runtimes import load_runtime
 from exporters import run_export
 from segx.meta import ModelMeta
 from segx.models import list_archs

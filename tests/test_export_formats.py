@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from torch import nn
 
 import exporters
-from bench.parity import GATES, Gate
-from bench.runtimes import RUNTIMES, get_runtime
+from segx.parity import GATES, Gate
+from segx.runtimes import RUNTIMES, get_runtime
 from exporters import FORMATS, export, get_format, run_export
 from segx.cli import cli
 from segx.errors import SegxError

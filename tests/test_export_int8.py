@@ -10,8 +10,8 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from bench.parity import GATES, Gate
-from bench.runtimes import load_runtime
+from segx.parity import GATES, Gate
+from segx.runtimes import load_runtime
 from exporters import run_export
 from exporters.quantize import CalibrationImages
 from segx.cli import cli

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.runtimes import load_runtime
-from bench.runtimes.base import RuntimeUnavailable
-from bench.runtimes.tensorrt_rt import REBUILD, TensorRTRuntime, check_engine_env, read_sidecar, sidecar_path
+from segx.runtimes import load_runtime
+from segx.runtimes.base import RuntimeUnavailable
+from segx.runtimes.tensorrt_rt import REBUILD, TensorRTRuntime, check_engine_env, read_sidecar, sidecar_path
 from exporters.job import ExportOptions, Source, make_job
 from exporters.quantize import CalibrationImages
 from exporters.tensorrt import MAX_BATCH, calibration_cache, make_calibrator, profile_shapes

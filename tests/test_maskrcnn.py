@@ -170,7 +170,7 @@ def test_train_evaluate_export_through_the_engine(tmp_path: Path, monkeypatch: p
 
 
 def _onnx_runs_other_sizes(model: torch.nn.Module, path: Path) -> None:
-    from bench.runtimes import load_runtime
+    from segx.runtimes import load_runtime
 
     with load_runtime(path) as rt:
         assert rt.input_shape == (1, 3, None, None)

@@ -1,4 +1,4 @@
-"""bench.parity: gates, verdicts and the numbers behind them, on in-memory runtimes (no export needed)."""
+"""segx.parity: gates, verdicts and the numbers behind them, on in-memory runtimes (no export needed)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.parity import GATES, NO_LABEL_INT8_AGREEMENT, check_dynamic, check_parity, gate_for, judge, parity_inputs
-from bench.runtimes.base import Runtime
+from segx.parity import GATES, NO_LABEL_INT8_AGREEMENT, check_dynamic, check_parity, gate_for, judge, parity_inputs
+from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from test_predict_pipeline import ColourRuntime, colour_rule, scene, write_png, write_video
 
 import segx
-from bench.runtimes import RUNTIMES, _import_all
+from segx.runtimes import RUNTIMES, _import_all
 from segx.cli import cli
 from segx.data.voc import read_mask
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import segx
-from bench.runtimes.base import Runtime
+from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 

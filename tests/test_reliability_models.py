@@ -117,7 +117,7 @@ def test_bad_openvino(case: str, box: Sandbox, shared: dict[str, Path]) -> None:
 # -- TensorRT sidecars (checked without TensorRT) -------------------------------------------------------------------
 @pytest.mark.parametrize("case", sorted(sidecar_cases()))
 def test_tensorrt_sidecar_mismatch(case: str, tmp_path: Path) -> None:
-    from bench.runtimes.tensorrt_rt import check_engine_env, read_sidecar, sidecar_path
+    from segx.runtimes.tensorrt_rt import check_engine_env, read_sidecar, sidecar_path
 
     text, pattern = sidecar_cases()[case]
     engine = tmp_path / "best.engine"

@@ -10,8 +10,8 @@ import onnx
 import pytest
 import torch
 
-from bench.runtimes import get_runtime, load_runtime, runtime_for_path
-from bench.runtimes.base import RuntimeUnavailable
+from segx.runtimes import get_runtime, load_runtime, runtime_for_path
+from segx.runtimes.base import RuntimeUnavailable
 from exporters import export
 from segx.errors import SegxError
 from segx.meta import ModelMeta

@@ -25,7 +25,7 @@ def _miou(ref: float | None, new: float | None) -> str:
 
 def verdict_table(result: ExportResult) -> Table:
     """One row per precision attempt and check: |Δlogit|, argmax agreement, mIoU of both, verdict against the gate."""
-    from bench.parity import gate_for
+    from segx.parity import gate_for
 
     table = Table(title=f"segx export --fmt {result.fmt}: parity against PyTorch", title_justify="left")
     for name in ("precision", "file", "images", "max|Δ|", "mean|Δ|", "agree %", "mIoU", "Δ pt", "verdict"):

@@ -18,7 +18,7 @@ def predict(source: str | int | Path, model: str | Path | Any, *, device: str = 
             precision: str = "fp32", threads: int | None = None, max_pixels: int = MAX_PIXELS,
             **options: Any) -> PredictRun:
     """Segment `source` (image, folder, glob, video file, webcam index, rtsp/http URL) with `model` (a model file
-    segx made: .pt, .onnx, .xml, .engine, .torchscript — or an already opened `bench.runtimes.Runtime`).
+    segx made: .pt, .onnx, .xml, .engine, .torchscript — or an already opened `segx.runtimes.Runtime`).
 
     Keyword options are `PredictOptions` fields (imgsz, alpha, boundaries, overlay, confidence, probabilities,
     include_background, min_area, max_frames). Iterate the result for one `Result` per frame; it is also a context
@@ -27,7 +27,7 @@ def predict(source: str | int | Path, model: str | Path | Any, *, device: str = 
         for r in segx.predict("street.mp4", "runs/lraspp/best.onnx", max_frames=10):
             print(r.frame_index, [(g.class_name, g.area) for g in r.regions])
     """
-    from bench.runtimes import Runtime, load_runtime
+    from segx.runtimes import Runtime, load_runtime
 
     known = {f.name for f in dataclasses.fields(PredictOptions)}
     for key in options:

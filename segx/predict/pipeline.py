@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.runtimes.base import Runtime
+from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 from segx.predict.overlay import palette_lut, render
 from segx.predict.preprocess import Letterbox, check_model, from_logits, plan_letterbox, size_multiple, to_input

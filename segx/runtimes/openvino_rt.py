@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.runtimes import register_runtime
-from bench.runtimes.base import Runtime, RuntimeUnavailable
-from bench.runtimes.common import check_batch, dims_to_shape, file_precision
+from segx.runtimes import register_runtime
+from segx.runtimes.base import Runtime, RuntimeUnavailable
+from segx.runtimes.common import check_batch, dims_to_shape, file_precision
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 

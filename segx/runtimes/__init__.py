@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.runtimes.base import Runtime, RuntimeUnavailable
+from segx.runtimes.base import Runtime, RuntimeUnavailable
 from segx.errors import SegxError, unknown_choice
 
 RUNTIMES: dict[str, type[Runtime]] = {}
@@ -47,7 +47,7 @@ def load_runtime(path: str | Path, runtime: str | None = None, **kwargs: Any) ->
 
 def _import_all() -> None:
     # Each module registers its class at import; heavy packages are imported inside the classes.
-    from bench.runtimes import (compile_rt, onnxruntime_rt, openvino_rt, tensorrt_rt,  # noqa: F401
+    from segx.runtimes import (compile_rt, onnxruntime_rt, openvino_rt, tensorrt_rt,  # noqa: F401
                                 torch_rt, torchscript_rt)
 
 

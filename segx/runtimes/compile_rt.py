@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import torch
 
-from bench.runtimes import register_runtime
-from bench.runtimes.base import RuntimeUnavailable
-from bench.runtimes.torch_rt import TorchRuntime
+from segx.runtimes import register_runtime
+from segx.runtimes.base import RuntimeUnavailable
+from segx.runtimes.torch_rt import TorchRuntime
 
 
 @register_runtime

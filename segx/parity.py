@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.runtimes.base import Runtime
-from bench.runtimes.common import effective_precision
+from segx.runtimes.base import Runtime
+from segx.runtimes.common import effective_precision
 from segx.errors import SegxError
 
 NO_LABEL_INT8_AGREEMENT = 0.95  # int8 gate when there are no labels to measure mIoU with

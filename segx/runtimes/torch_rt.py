@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.runtimes import register_runtime
-from bench.runtimes.base import Runtime, RuntimeUnavailable
-from bench.runtimes.common import check_batch
+from segx.runtimes import register_runtime
+from segx.runtimes.base import Runtime, RuntimeUnavailable
+from segx.runtimes.common import check_batch
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 

@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import torch
 
-from bench.runtimes import register_runtime
-from bench.runtimes.base import Runtime
-from bench.runtimes.common import check_batch
-from bench.runtimes.torch_rt import cuda_check
+from segx.runtimes import register_runtime
+from segx.runtimes.base import Runtime
+from segx.runtimes.common import check_batch
+from segx.runtimes.torch_rt import cuda_check
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 
