@@ -10,7 +10,7 @@ VENV      := $(VENV_HOME)/$(HASH)
 BIN       := .venv/bin
 DEMO_OUT  ?= runs/demo
 
-.PHONY: install test test-slow demo bench clean help
+.PHONY: install test test-slow test-gpu demo bench clean help
 
 help:
 	@echo "make demo   - set up, then run the whole job on the synthetic VOC set (segx demo)"
@@ -23,7 +23,7 @@ install:
 	  rm -rf "$(VENV)" && mkdir -p "$(VENV_HOME)" && \
 	  $(PY) -m venv "$(VENV)" && \
 	  "$(VENV)/bin/pip" install -q --upgrade pip setuptools wheel && \
-	  "$(VENV)/bin/pip" install -q -c constraints.txt -e ".[test]" && \
+	  "$(VENV)/bin/pip" install -q -c constraints.txt -e ".[cpu,test]" && \
 	  touch "$(VENV)/.complete" && \
 	  find "$(VENV_HOME)" -mindepth 1 -maxdepth 1 ! -name "$(HASH)" -exec rm -rf {} + ; \
 	fi
@@ -37,6 +37,9 @@ test: install
 
 test-slow: install  # every arch x format export, torch.compile parity (about 8 more minutes on 2 cores)
 	$(BIN)/python -m pytest -q -m slow tests
+
+test-gpu: install  # the CUDA tests (skip without a GPU); bench/gpu_check.py runs every GPU path installed
+	$(BIN)/python -m pytest -q -m gpu tests
 
 demo: install
 	$(BIN)/segx demo --out $(DEMO_OUT)
