@@ -31,10 +31,12 @@ class Format:
     devices: tuple[str, ...] = ("cpu",)          # where the parity check runs the export (first entry)
     companions: tuple[str, ...] = ()             # files written beside it: stem + suffix
     check: Callable[[], None] | None = None      # raises RuntimeUnavailable when the format cannot be built here
+    fallbacks: tuple[str, ...] = ("fp16", "fp32")  # precisions a failed int8 / fp16 may fall back to
 
 
 FORMATS: dict[str, Format] = {f.key: f for f in (
-    Format("onnx", (), ".onnx", export_onnx, ("dynamic", "int8", "simplify", "opset"), "onnxruntime"),
+    Format("onnx", (), ".onnx", export_onnx, ("dynamic", "fp16", "int8", "simplify", "opset"), "onnxruntime",
+           fallbacks=("fp32",)),  # an fp16 graph is for GPUs: on a CPU it runs slower than fp32
     Format("trt", ("engine", "tensorrt"), ".engine", export_tensorrt,
            ("dynamic", "fp16", "int8", "simplify", "opset", "workspace"), "tensorrt", ("cuda",),
            (".engine.json",), tensorrt_available),

@@ -14,6 +14,7 @@ import onnx
 import torch
 
 from exporters.job import ExportJob
+from exporters.onnx_fp16 import to_fp16
 from exporters.onnx_legacy import legacy_onnx, pin_hw
 from exporters.quantize import CalibrationImages
 from segx.errors import SegxError
@@ -73,7 +74,7 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
 def export_onnx(job: ExportJob, path: Path) -> None:
     model = onnx_model(job)
     if job.precision != "int8":
-        onnx.save(model, path)
+        onnx.save(to_fp16(model) if job.precision == "fp16" else model, path)
         return
     with tempfile.TemporaryDirectory(prefix="segx-onnx-") as tmp:
         float_file, pre_file = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx"

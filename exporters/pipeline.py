@@ -180,9 +180,9 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
     source = load_source(model)  # type: ignore[arg-type]
     check_arch_exports(source, row.key)
     check_writable(output_path(source, opts.out, "fp32", row.suffix).parent)
-    # fall back only to precisions the format can build (ONNX has no fp16 option: int8 -> fp32)
-    plan = tuple(p for p in FALLBACK[opts.precision] if p in (opts.precision, "fp32") or p in row.options) \
-        if opts.verify else (opts.precision,)
+    # fall back only to precisions the format can build and lists as fall-backs (ONNX: int8 -> fp32)
+    plan = tuple(p for p in FALLBACK[opts.precision] if p == opts.precision or p in row.fallbacks and
+                 (p == "fp32" or p in row.options)) if opts.verify else (opts.precision,)
     attempts: list[Attempt] = []
     traced: dict[object, object] = {}
     for precision in plan:

@@ -56,7 +56,7 @@ def test_unknown_format_suggests_the_closest(ckpt: Path) -> None:
     assert res.output.count("segx: error:") == 1 and "Traceback" not in res.output
 
 
-@pytest.mark.parametrize(("fmt", "option"), [("torchscript", "fp16"), ("torchscript", "int8"), ("onnx", "fp16"),
+@pytest.mark.parametrize(("fmt", "option"), [("torchscript", "fp16"), ("torchscript", "int8"), ("openvino", "workspace"),
                                              ("onnx", "workspace"), ("torchscript", "simplify")])
 def test_option_the_format_does_not_take(ckpt: Path, fmt: str, option: str) -> None:
     value = {"fp16": True, "int8": True, "workspace": 1.0, "simplify": False}[option]

@@ -153,7 +153,7 @@ def _names(s: dict[str, Path], out: Path) -> dict[str, tuple[list[object], str]]
         "train_weights_name": ([*train, "--arch", LRASPP, "--weights", "imagenet21k"], "imagenet21k"),
         "export_fmt": ([*exp, "--fmt", "onyx"], "did you mean 'onnx'"),
         "export_trt_absent": ([*exp, "--fmt", "trt"], "TensorRT"),
-        "export_fp16_onnx": ([*exp, "--fmt", "onnx", "--fp16"], "fp16"),
+        "export_fp16_torchscript": ([*exp, "--fmt", "torchscript", "--fp16"], "fp16"),
         "export_int8_torchscript": ([*exp, "--fmt", "torchscript", "--int8"], "int8"),
         "export_not_a_checkpoint": (["export", "--model", onnx_file, "--fmt", "onnx", "--out", out], "tiny.onnx"),
         "predict_runtime": ([*pred, "--runtime", "onnxrt"], "did you mean 'onnxruntime'"),

@@ -30,7 +30,7 @@ class OnnxRuntime(Runtime):
 
     name = "onnxruntime"
     suffixes = (".onnx",)
-    precisions = ("fp32", "int8")
+    precisions = ("fp32", "fp16", "int8")
     devices = ("cpu", "cuda")
 
     @classmethod
