@@ -43,7 +43,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("openvino", "int8"): Recipe("openvino", int8=True, devices=("cpu",), note="NNCF post-training quantisation"),
     ("tensorrt", "fp32"): Recipe("trt", devices=("cuda",)),
     ("tensorrt", "fp16"): Recipe("trt", fp16=True, devices=("cuda",)),
-    ("tensorrt", "int8"): Recipe("trt", int8=True, devices=("cuda",), note="entropy calibration"),
+    ("tensorrt", "int8"): Recipe("trt", int8=True, devices=("cuda",), note="explicit Q/DQ, strongly typed"),
 }
 
 

@@ -81,16 +81,18 @@ class _Runner:
         recipe = plan.recipe
         if recipe is None or recipe.fmt is None:
             return plan.source.checkpoint, None
-        key = (plan.source.label, recipe.fmt, recipe.fp16, recipe.int8, plan.dynamic)
-        if key not in self.exports:
-            import exporters
+        import exporters
 
+        # a format tuned per batch (TensorRT: the profile's opt) gets one export per row batch
+        tuned = {"batch": plan.batch} if plan.dynamic and "batch" in exporters.get_format(recipe.fmt).options else {}
+        key = (plan.source.label, recipe.fmt, recipe.fp16, recipe.int8, plan.dynamic, tuned.get("batch"))
+        if key not in self.exports:
             tag = recipe.fmt + ("-fp16" if recipe.fp16 else "") + ("-int8" if recipe.int8 else "") + \
-                ("-dynamic" if plan.dynamic else "")
+                ("-dynamic" if plan.dynamic else "") + (f"-b{plan.batch}" if tuned else "")
             data = self.data or (self.calib if recipe.int8 else None)
             t0 = time.perf_counter()
             path = exporters.export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz, dynamic=plan.dynamic,
-                                    fp16=recipe.fp16, int8=recipe.int8, data=data,
+                                    fp16=recipe.fp16, int8=recipe.int8, data=data, **tuned,
                                     split=self.config.split if self.data else "train",
                                     out=self.out / "models" / plan.source.label / tag, verify=False)
             self.exports[key] = (Path(path), time.perf_counter() - t0)

@@ -16,12 +16,15 @@ import numpy as np
 from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 
+MIN_WARMUP = 3  # warm-up runs at the timed batch, whatever the settings (with warmup_iters > 0)
+
 
 @dataclass(frozen=True)
 class SpeedConfig:
     min_iters: int = 50       # timed runs: at least this many ...
     min_time: float = 2.0     # ... and at least this many seconds
-    warmup_iters: int = 5     # warm-up: this many runs or warmup_time seconds, whichever comes first (>= 1 run)
+    warmup_iters: int = 5     # warm-up: this many runs or warmup_time seconds, whichever comes first, and at
+                              # least MIN_WARMUP runs (compile / CUDA graphs / TensorRT settle in the first runs)
     warmup_time: float = 1.0
 
     def __post_init__(self) -> None:
@@ -43,7 +46,7 @@ class SpeedResult:
     peak_mem_mb: float        # peak resident memory of this process (RSS)
     cpu_cores: float          # CPU time of this process / timed wall time (cores it kept busy)
     others_cpu: float | None  # cores other processes used meanwhile (Linux /proc/stat): > ~0.2 = noisy timing
-    gpu_mem_mb: float | None  # torch.cuda.max_memory_allocated on CUDA, else None
+    gpu_mem_mb: float | None  # GPU memory in use (segx.runtimes.torch_rt.gpu_memory_mb), max of samples; else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,39 +109,37 @@ def _timer(fn: Callable[[], object], cuda: bool) -> Callable[[], float]:
     return events
 
 
-def _repeat(once: Callable[[], float], iters: int, seconds: float, *, until_both: bool) -> list[float]:
-    """Run `once` until iters AND seconds are reached (until_both) or until either is (warm-up, >= 1 run)."""
+def _repeat(once: Callable[[], float], iters: int, seconds: float, *, until_both: bool,
+            at_least: int = 1) -> list[float]:
+    """Run `once` until iters AND seconds are reached (until_both) or until either is (warm-up); at least
+    `at_least` runs."""
     times: list[float] = []
     t0 = time.perf_counter()
     while True:
         enough_n = len(times) >= iters
         enough_t = time.perf_counter() - t0 >= seconds
-        if times and ((enough_n and enough_t) if until_both else (enough_n or enough_t)):
+        if len(times) >= at_least and ((enough_n and enough_t) if until_both else (enough_n or enough_t)):
             return times
         times.append(once())
 
 
 def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConfig()) -> SpeedResult:
     """Time runtime.infer(batch): warm-up, then timed runs; latency is per batch."""
-    cuda = _is_cuda(runtime.device)
-    if cuda:
-        import torch
+    from segx.runtimes.torch_rt import gpu_memory_mb
 
-        torch.cuda.reset_peak_memory_stats()
+    cuda = _is_cuda(runtime.device)
     once = _timer(lambda: runtime.infer(batch), cuda)
-    warm = _repeat(once, config.warmup_iters, config.warmup_time, until_both=False) \
+    warm = _repeat(once, config.warmup_iters, config.warmup_time, until_both=False, at_least=MIN_WARMUP) \
         if config.warmup_iters > 0 else []
+    mem_warm = gpu_memory_mb(runtime.device) if cuda else None
     t0, cpu0, busy0 = time.perf_counter(), time.process_time(), _busy_cpu_s()
     times = np.asarray(_repeat(once, config.min_iters, config.min_time, until_both=True))
     timed_s, cpu_s, busy1 = time.perf_counter() - t0, time.process_time() - cpu0, _busy_cpu_s()
     others = None if busy0 is None or busy1 is None or timed_s < 0.5 else \
         max(0.0, (busy1 - busy0 - cpu_s) / timed_s)  # jiffies are 10 ms: too coarse for shorter runs
     p50, p95, p99 = (float(v) for v in np.percentile(times, [50, 95, 99]))
-    gpu_mem = None
-    if cuda:
-        import torch
-
-        gpu_mem = torch.cuda.max_memory_allocated() / 2**20
+    samples = [m for m in (mem_warm, gpu_memory_mb(runtime.device) if cuda else None) if m is not None]
+    gpu_mem = max(samples) if samples else None
     return SpeedResult(p50_ms=p50, p95_ms=p95, p99_ms=p99, fps=batch.shape[0] * 1000.0 / p50 if p50 > 0 else 0.0,
                        iters=int(times.size), timed_s=timed_s, warmup_iters=len(warm), peak_mem_mb=peak_rss_mb(),
                        cpu_cores=cpu_s / timed_s if timed_s > 0 else 0.0, others_cpu=others,

@@ -38,8 +38,8 @@ FORMATS: dict[str, Format] = {f.key: f for f in (
     Format("onnx", (), ".onnx", export_onnx, ("dynamic", "fp16", "int8", "simplify", "opset"), "onnxruntime",
            fallbacks=("fp32",)),  # an fp16 graph is for GPUs: on a CPU it runs slower than fp32
     Format("trt", ("engine", "tensorrt"), ".engine", export_tensorrt,
-           ("dynamic", "fp16", "int8", "simplify", "opset", "workspace"), "tensorrt", ("cuda",),
-           (".engine.json",), tensorrt_available),
+           ("dynamic", "fp16", "int8", "simplify", "opset", "workspace", "batch"), "tensorrt", ("cuda",),
+           (".engine.json", ".engine.onnx"), tensorrt_available),
     Format("openvino", ("ov",), ".xml", export_openvino, ("dynamic", "fp16", "int8", "simplify", "opset"),
            "openvino", ("cpu",), (".bin",)),
     Format("torchscript", ("ts", "jit"), ".torchscript", export_torchscript, ("dynamic",), "torchscript"),

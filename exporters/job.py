@@ -37,6 +37,7 @@ class ExportOptions:
     simplify: bool = True
     opset: int | None = None
     workspace: float = 4.0              # GiB, TensorRT builder workspace
+    batch: int = 1                      # TensorRT: the batch the engine is tuned for (its profile's opt)
 
     @property
     def precision(self) -> str:
@@ -62,11 +63,13 @@ def validate_options(fmt: str, allowed: tuple[str, ...], options: dict[str, Any]
 
 
 def _check_values(opts: ExportOptions) -> None:
-    for name in ("imgsz", "n_verify"):
+    for name in ("imgsz", "n_verify", "batch"):
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < (MIN_IMGSZ if name == "imgsz" else 1):
             least = MIN_IMGSZ if name == "imgsz" else 1
             raise SegxError(f"{name} must be an integer ≥ {least}, got {value!r}")
+    if opts.batch != 1 and not opts.dynamic:
+        raise SegxError(f"batch {opts.batch} needs a dynamic export (--dynamic): a fixed export takes batch 1")
     if opts.fp16 and opts.int8:
         raise SegxError("choose one of fp16 / int8 (int8 falls back to fp16 or fp32 by itself when it fails its gate)")
     if opts.int8 and opts.data is None:

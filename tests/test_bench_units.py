@@ -56,8 +56,11 @@ def standin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_measure_counts_iterations_and_percentiles(standin: Path) -> None:
     rt = StandIn(standin)
-    res = measure(rt, make_batch(2, (8, 8)), SpeedConfig(min_iters=7, min_time=0, warmup_iters=2, warmup_time=10))
-    assert res.iters == 7 and res.warmup_iters == 2 and rt.calls == 9
+    res = measure(rt, make_batch(2, (8, 8)), SpeedConfig(min_iters=7, min_time=0, warmup_iters=4, warmup_time=10))
+    assert res.iters == 7 and res.warmup_iters == 4 and rt.calls == 11
+    rt.calls = 0  # fewer warm-up runs asked (or a warm-up time already spent): still MIN_WARMUP runs
+    res = measure(rt, make_batch(2, (8, 8)), SpeedConfig(min_iters=7, min_time=0, warmup_iters=1, warmup_time=0))
+    assert res.warmup_iters == 3 and rt.calls == 10
     assert StandIn.delay * 1000 <= res.p50_ms <= res.p95_ms <= res.p99_ms
     assert res.fps == pytest.approx(2 * 1000 / res.p50_ms)
     assert res.peak_mem_mb > 10 and res.gpu_mem_mb is None

@@ -66,9 +66,11 @@ def verdict_table(result: ExportResult) -> Table:
 @click.option("--n-verify", type=int, default=32, show_default=True, help="Images in the parity check.")
 @click.option("--opset", type=click.IntRange(18, 20), default=None, help="ONNX opset 18-20 (default 18).")
 @click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT builder workspace, GiB.")
+@click.option("--batch", type=int, default=1, show_default=True,
+              help="trt --dynamic: the batch the engine is tuned for (profile opt; max is max(16, batch)).")
 def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: bool, data: Path | None, split: str,
             out: Path | None, no_simplify: bool, no_verify: bool, n_verify: int, opset: int | None,
-            workspace: float) -> None:
+            workspace: float, batch: int) -> None:
     """Export a segx checkpoint and prove the export answers like PyTorch.
 
     After every export, PyTorch and the exported model segment the same --n-verify images of --split; the table
@@ -78,7 +80,8 @@ def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: 
 
     \b
     Output next to the checkpoint: best.onnx, best_int8.onnx, best.xml+best.bin, best_fp16.xml, best.torchscript,
-    best.engine + best.engine.json (TensorRT version, GPU, compute capability: other GPUs are refused).
+    best.engine + best.engine.json (TensorRT version, GPU, compute capability: other GPUs are refused) +
+    best.engine.onnx (its source: a foreign engine is rebuilt from it).
 
     \b
     Examples:
@@ -92,7 +95,7 @@ def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: 
 
     result = run_export(model, fmt, imgsz=imgsz, dynamic=dynamic, fp16=fp16, int8=int8, data=data, split=split,
                         out=out, simplify=not no_simplify, verify=not no_verify, n_verify=n_verify, opset=opset,
-                        workspace=workspace)
+                        workspace=workspace, batch=batch)
     if result.verified:
         console = Console()
         Console(width=None if console.is_terminal else 120).print(verdict_table(result))

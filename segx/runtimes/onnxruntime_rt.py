@@ -1,8 +1,12 @@
 """ONNX Runtime: a `.onnx` export on the CPU execution provider (graph optimisation ALL, `threads` intra-op
-threads), or CUDA / TensorRT providers when onnxruntime-gpu is installed. The precision (fp32 or int8 QDQ) is a
-property of the file, read from its segx metadata."""
+threads), or CUDA / TensorRT providers when onnxruntime-gpu is installed; a session that did not get every provider
+asked for is refused (RuntimeUnavailable), never run on the CPU instead. TensorRT EP engine and timing caches live
+under a folder keyed by TensorRT version and GPU. The precision (fp32, fp16 or int8 QDQ) is the file's metadata."""
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +18,33 @@ from segx.errors import SegxError
 from segx.meta import ModelMeta
 
 GPU_HINT = "pip install 'segx[gpu]' (onnxruntime-gpu) on a machine with an NVIDIA GPU"
+CACHE_HOME = Path(os.environ.get("SEGX_CACHE", Path.home() / ".cache" / "segx"))
+
+
+def trt_ep_cache_dir(device_index: int = 0) -> Path:
+    """Where ONNX Runtime's TensorRT provider keeps engines and timing caches: one folder per TensorRT version and
+    GPU (an engine or timing cache from another is never reused)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    trt_version = "unknown"
+    for dist in ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-libs"):
+        try:
+            trt_version = version(dist)
+            break
+        except PackageNotFoundError:
+            continue
+    gpu = torch.cuda.get_device_name(device_index) if torch.cuda.is_available() else "nogpu"
+    major, minor = torch.cuda.get_device_capability(device_index) if torch.cuda.is_available() else (0, 0)
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"trt{trt_version}-{gpu}-sm{major}{minor}").strip("-")
+    return CACHE_HOME / "ort-tensorrt" / slug
+
+
+def missing_providers(asked: list[Any], got: list[str]) -> list[str]:
+    """Providers asked for (name or (name, options)) that the session did not get, in the order asked."""
+    names = [p[0] if isinstance(p, tuple) else p for p in asked]
+    return [n for n in names if n not in got]
 
 
 def _ort() -> Any:
@@ -46,7 +77,10 @@ class OnnxRuntime(Runtime):
         index = int(self.device.split(":")[1]) if ":" in self.device else 0
         cuda = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
         if self.options.get("tensorrt_ep"):
-            return [("TensorrtExecutionProvider", {"device_id": index}), *cuda]
+            cache = str(trt_ep_cache_dir(index))
+            return [("TensorrtExecutionProvider", {"device_id": index, "trt_engine_cache_enable": True,
+                                                   "trt_engine_cache_path": cache, "trt_timing_cache_enable": True,
+                                                   "trt_timing_cache_path": cache}), *cuda]
         return cuda
 
     def load(self) -> None:
@@ -58,11 +92,18 @@ class OnnxRuntime(Runtime):
         so.intra_op_num_threads = self.threads or 0
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        providers = self._providers()
         try:
-            self.session = ort.InferenceSession(str(self.model_path), so, providers=self._providers())
+            self.session = ort.InferenceSession(str(self.model_path), so, providers=providers)
         except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise SegxError(f"{self.model_path}: ONNX Runtime cannot load it ({first[:200]})") from e
+        missing = missing_providers(providers, self.session.get_providers())
+        if missing:  # ORT drops a provider it cannot create (no CUDA / cuDNN / TensorRT libraries) and runs on CPU
+            self.session = None
+            raise RuntimeUnavailable(f"runtime 'onnxruntime' on {self.device}: ONNX Runtime "
+                                     f"{ort.__version__} could not create {', '.join(missing)} (it would run on "
+                                     f"the CPU instead); check the CUDA/cuDNN libraries or {GPU_HINT}")
         props = self.session.get_modelmeta().custom_metadata_map
         if "arch" not in props:
             raise SegxError(f"{self.model_path}: no segx metadata in the ONNX file (not exported by segx); "

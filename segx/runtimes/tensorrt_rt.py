@@ -1,27 +1,35 @@
-"""TensorRT runtime: a serialized `.engine` plus its `.engine.json` sidecar (ModelMeta + the TensorRT version, GPU
-name and compute capability it was built for). An engine built elsewhere is refused with a rebuild hint. Inference
-uses the TensorRT 10 API (execute_async_v3 with torch CUDA tensors as buffers)."""
+"""TensorRT runtime: a serialized `.engine` plus its `.engine.json` sidecar (ModelMeta + the TensorRT version, GPU,
+compute capability, source ONNX sha256 and profile it was built with). An engine built for another TensorRT or GPU is
+refused in one line naming both sides, or rebuilt here when its source ONNX (`.engine.onnx`) sits beside it.
+Inference (TensorRT 10/11 API: execute_async_v3) keeps engine, context, stream and tensors on the runtime's cuda:N."""
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segx.errors import SegxError
+from segx.io import atomic_write_bytes, atomic_write_json
 from segx.runtimes import register_runtime
 from segx.runtimes.base import Runtime, RuntimeUnavailable
 from segx.runtimes.common import check_batch, dims_to_shape, file_precision
-from segx.errors import SegxError
-from segx.meta import ModelMeta
+from segx.runtimes.tensorrt_engine import (Profile, build_engine, current_env, device_index, env_mismatch,
+                                           provenance, read_sidecar, sha256, sidecar_path, source_path)
 
-ENV_KEYS = ("tensorrt_version", "gpu_name", "compute_capability")
+log = logging.getLogger(__name__)
+
 REBUILD = "rebuild the engine with segx export --fmt trt on this machine"
+INSTALL = "pip install 'segx[gpu]'"
+
+__all__ = ["REBUILD", "TensorRTRuntime", "check_engine_env", "current_env", "read_sidecar", "require_tensorrt",
+           "sidecar_path"]
 
 
 def require_tensorrt(what: str = "runtime 'tensorrt'") -> Any:
     """Import tensorrt and check for a CUDA GPU, or raise RuntimeUnavailable in one line saying what to install."""
-    need = f"{what} needs an NVIDIA GPU with CUDA and the tensorrt package: pip install 'segx[gpu]'"
+    need = f"{what} needs an NVIDIA GPU with CUDA and the tensorrt package: {INSTALL}"
     try:
         import tensorrt
     except ImportError as e:
@@ -33,40 +41,41 @@ def require_tensorrt(what: str = "runtime 'tensorrt'") -> Any:
     return tensorrt
 
 
-def sidecar_path(engine: str | Path) -> Path:
-    return Path(f"{engine}.json")
-
-
-def current_env(trt: Any, device: str = "cuda") -> dict[str, str]:
-    """The TensorRT version, GPU name and compute capability an engine built here is tied to."""
-    import torch
-
-    major, minor = torch.cuda.get_device_capability(device)
-    return {"tensorrt_version": str(trt.__version__), "gpu_name": torch.cuda.get_device_name(device),
-            "compute_capability": f"{major}.{minor}"}
-
-
 def check_engine_env(engine: Path, built: dict[str, Any], here: dict[str, str]) -> None:
     """Refuse an engine whose sidecar says it was built for another TensorRT version or GPU."""
-    diffs = [f"{k.replace('_', ' ')} {built.get(k, '?')} (here {here[k]})" for k in ENV_KEYS
-             if str(built.get(k)) != here[k]]
+    diffs = env_mismatch(built, here)
     if diffs:
-        raise SegxError(f"{engine}: built for a different setup: {'; '.join(diffs)}; {REBUILD}")
+        raise SegxError(f"{engine}: built for a different setup: {diffs}; {REBUILD} (or keep its source "
+                        f"{source_path(engine).name} beside it and segx rebuilds it)")
 
 
-def read_sidecar(engine: Path) -> ModelMeta:
-    side = sidecar_path(engine)
-    if not side.is_file():
-        raise SegxError(f"{engine}: its sidecar {side.name} is missing, so segx cannot tell what the engine was "
-                        f"built for; {REBUILD}")
-    try:
-        return ModelMeta.from_dict(json.loads(side.read_text()))
-    except (json.JSONDecodeError, TypeError, SegxError) as e:
-        raise SegxError(f"{side}: unreadable sidecar ({e}); {REBUILD}") from e
+def rebuild(trt: Any, engine: Path, device: str) -> bool:
+    """Rebuild `engine` here from the source ONNX beside it when that file is the one the sidecar names; returns
+    False (nothing written) when there is no such source."""
+    src = source_path(engine)
+    meta = read_sidecar(engine, REBUILD)
+    if not src.is_file():
+        return False
+    onnx_bytes = src.read_bytes()
+    if meta.extra.get("onnx_sha256") not in (None, sha256(onnx_bytes)):
+        raise SegxError(f"{src}: not the ONNX {engine.name} was built from (sha256 differs from its sidecar); "
+                        f"{REBUILD}")
+    side = meta.extra.get("profile") or {}
+    shapes = Profile(*(tuple(side[k]) for k in ("min", "opt", "max")))  # type: ignore[arg-type]
+    log.warning("%s: rebuilding the engine for this machine from %s", engine, src.name)
+    data = build_engine(trt, onnx_bytes, shapes, input_name=meta.extra.get("input", "images"), device=device,
+                        cache_dir=engine.parent)
+    atomic_write_bytes(engine, data)
+    extra = {**meta.extra, **provenance(trt, device, onnx_bytes, shapes)}
+    atomic_write_json(sidecar_path(engine), meta.replace(extra=extra).to_dict())
+    return True
 
 
 @register_runtime
 class TensorRTRuntime(Runtime):
+    """Options: rebuild ("auto": rebuild a foreign engine when its source ONNX sits beside it; True: always rebuild
+    from it; False: never)."""
+
     name = "tensorrt"
     suffixes = (".engine",)
     precisions = ("fp32", "fp16", "int8")
@@ -83,37 +92,62 @@ class TensorRTRuntime(Runtime):
 
         if not self.model_path.is_file():
             raise SegxError(f"{self.model_path}: TensorRT engine not found")
-        self.meta = read_sidecar(self.model_path)
-        check_engine_env(self.model_path, self.meta.extra, current_env(trt, self.device))
-        self.precision = file_precision(self.name, self.model_path, self.precision, self.meta.precision)
+        index = device_index(self.device)
+        if index >= torch.cuda.device_count():
+            raise RuntimeUnavailable(f"runtime 'tensorrt': no {self.device} here (torch sees "
+                                     f"{torch.cuda.device_count()} CUDA device(s))")
+        self._vet(trt)
         self.logger = trt.Logger(trt.Logger.WARNING)
-        self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(self.model_path.read_bytes())
-        if self.engine is None:
-            raise SegxError(f"{self.model_path}: TensorRT could not deserialize the engine; {REBUILD}")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        with torch.cuda.device(index):  # TensorRT uses the current CUDA device for everything it creates
+            runtime = trt.Runtime(self.logger)
+            self.engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
+            if self.engine is None:
+                raise SegxError(f"{self.model_path}: TensorRT could not deserialize the engine; {REBUILD}")
+            self.context = self.engine.create_execution_context()
+            self.stream = torch.cuda.Stream(device=index)
+        self._bind(trt)
+
+    def _vet(self, trt: Any) -> None:
+        """Read the sidecar; rebuild (option rebuild) or refuse an engine made for another TensorRT / GPU."""
+        self.meta = read_sidecar(self.model_path, REBUILD)
+        mode = self.options.get("rebuild", "auto")
+        here = current_env(trt, self.device)
+        foreign = env_mismatch(self.meta.extra, here)
+        if (mode is True or (foreign and mode == "auto")) and rebuild(trt, self.model_path, self.device):
+            self.meta = read_sidecar(self.model_path, REBUILD)
+        check_engine_env(self.model_path, self.meta.extra, here)
+        self.precision = file_precision(self.name, self.model_path, self.precision, self.meta.precision)
+
+    def _bind(self, trt: Any) -> None:
+        engine = self.engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.input_name, self.output_name = inputs[0], next(n for n in names if n not in inputs)
-        self.input_shape = dims_to_shape(self.engine.get_tensor_shape(self.input_name))
-        self.stream = torch.cuda.Stream(device=self.device)
+        for name in (self.input_name, self.output_name):
+            if engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
+                raise SegxError(f"{self.model_path}: tensor '{name}' is {engine.get_tensor_dtype(name)}, segx "
+                                f"engines take and return float32; {REBUILD}")
+        self.input_shape = dims_to_shape(engine.get_tensor_shape(self.input_name))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         batch = check_batch(self.name, self.input_shape, batch)
-        x = torch.from_numpy(batch).to(self.device)
-        if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
-            profile = self.meta.extra.get("profile", {})
-            raise SegxError(f"{self.model_path}: input {tuple(x.shape)} is outside the engine's shapes "
-                            f"{profile.get('min')}..{profile.get('max')}; re-export with --imgsz / --dynamic")
-        out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=torch.float32,
-                          device=self.device)
-        self.context.set_tensor_address(self.input_name, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise SegxError(f"{self.model_path}: TensorRT execution failed")
-        self.stream.synchronize()
+        context = self.context
+        with torch.cuda.device(device_index(self.device)):
+            x = torch.from_numpy(batch).to(self.device)
+            if not context.set_input_shape(self.input_name, tuple(x.shape)):
+                profile = self.meta.extra.get("profile", {})
+                raise SegxError(f"{self.model_path}: input {tuple(x.shape)} is outside the engine's shapes "
+                                f"{profile.get('min')}..{profile.get('max')}; re-export with --imgsz / --dynamic")
+            out = torch.empty(tuple(context.get_tensor_shape(self.output_name)), dtype=torch.float32,
+                              device=self.device)
+            context.set_tensor_address(self.input_name, x.data_ptr())
+            context.set_tensor_address(self.output_name, out.data_ptr())
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+            if not context.execute_async_v3(self.stream.cuda_stream):
+                raise SegxError(f"{self.model_path}: TensorRT execution failed")
+            self.stream.synchronize()
         return out.cpu().numpy()
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ autocast, channels_last by default (about 2× faster than NCHW for these convnet
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,31 @@ def cuda_check(name: str, device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeUnavailable(f"runtime '{name}' on '{device}' needs an NVIDIA GPU with CUDA and a CUDA build "
                                  f"of torch; torch {torch.__version__} sees no CUDA device here")
+
+
+def gpu_memory_mb(device: str) -> float | None:
+    """GPU memory in use on `device`, MiB: this process's share from NVML (pynvml) when it can tell, else the whole
+    device's (torch.cuda.mem_get_info: includes TensorRT and ONNX Runtime allocations, and other processes); None
+    without CUDA."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    index = int(device.split(":")[1]) if ":" in device else 0
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{torch.cuda.get_device_properties(index).uuid}")
+        mine = [p.usedGpuMemory for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                if p.pid == os.getpid() and p.usedGpuMemory]
+        if mine:
+            return mine[0] / 2**20
+    except Exception:  # noqa: BLE001 - no pynvml, no NVML driver, PID namespaces hiding our pid: fall back
+        pass
+    try:
+        free, total = torch.cuda.mem_get_info(index)
+    except RuntimeError:
+        return None
+    return (total - free) / 2**20
 
 
 @register_runtime
