@@ -46,13 +46,13 @@ def profile_for(imgsz: int, dynamic: bool, batch: int = 1) -> Profile:
     return Profile((1, 3, low, low), opt, (max(MAX_BATCH, batch), 3, 2 * imgsz, 2 * imgsz))
 
 
-def sidecar_path(engine: str | Path) -> Path:
-    return Path(f"{engine}.json")
+def sidecar_path(engine_file: str | Path) -> Path:
+    return Path(f"{engine_file}.json")
 
 
-def source_path(engine: str | Path) -> Path:
-    engine = Path(engine)
-    return engine.with_name(engine.stem + SOURCE_SUFFIX)
+def source_path(engine_file: str | Path) -> Path:
+    engine_file = Path(engine_file)
+    return engine_file.with_name(engine_file.stem + SOURCE_SUFFIX)
 
 
 def sha256(data: bytes) -> str:
@@ -79,10 +79,10 @@ def env_mismatch(built: dict[str, Any], here: dict[str, str]) -> str | None:
     return "; ".join(diffs) or None
 
 
-def read_sidecar(engine: Path, rebuild_hint: str) -> ModelMeta:
-    side = sidecar_path(engine)
+def read_sidecar(engine_file: Path, rebuild_hint: str) -> ModelMeta:
+    side = sidecar_path(engine_file)
     if not side.is_file():
-        raise SegxError(f"{engine}: its sidecar {side.name} is missing, so segx cannot tell what the engine was "
+        raise SegxError(f"{engine_file}: its sidecar {side.name} is missing, so segx cannot tell what the engine was "
                         f"built for; {rebuild_hint}")
     try:
         return ModelMeta.from_dict(json.loads(side.read_text()))
@@ -90,9 +90,9 @@ def read_sidecar(engine: Path, rebuild_hint: str) -> ModelMeta:
         raise SegxError(f"{side}: unreadable sidecar ({e}); {rebuild_hint}") from e
 
 
-def provenance(trt: Any, device: str, onnx_bytes: bytes, profile: Profile) -> dict[str, Any]:
+def provenance(trt: Any, device: str, onnx_bytes: bytes, shapes: Profile) -> dict[str, Any]:
     """What the sidecar records beside ModelMeta: TensorRT version, GPU, compute capability, source ONNX, profile."""
-    return {**current_env(trt, device), "onnx_sha256": sha256(onnx_bytes), "profile": profile.to_dict()}
+    return {**current_env(trt, device), "onnx_sha256": sha256(onnx_bytes), "profile": shapes.to_dict()}
 
 
 # -- timing cache ----------------------------------------------------------------------------------------------------

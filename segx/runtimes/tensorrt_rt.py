@@ -41,33 +41,33 @@ def require_tensorrt(what: str = "runtime 'tensorrt'") -> Any:
     return tensorrt
 
 
-def check_engine_env(engine: Path, built: dict[str, Any], here: dict[str, str]) -> None:
+def check_engine_env(engine_file: Path, built: dict[str, Any], here: dict[str, str]) -> None:
     """Refuse an engine whose sidecar says it was built for another TensorRT version or GPU."""
     diffs = env_mismatch(built, here)
     if diffs:
-        raise SegxError(f"{engine}: built for a different setup: {diffs}; {REBUILD} (or keep its source "
-                        f"{source_path(engine).name} beside it and segx rebuilds it)")
+        raise SegxError(f"{engine_file}: built for a different setup: {diffs}; {REBUILD} (or keep its source "
+                        f"{source_path(engine_file).name} beside it and segx rebuilds it)")
 
 
-def rebuild(trt: Any, engine: Path, device: str) -> bool:
-    """Rebuild `engine` here from the source ONNX beside it when that file is the one the sidecar names; returns
+def rebuild(trt: Any, engine_file: Path, device: str) -> bool:
+    """Rebuild `engine_file` here from the source ONNX beside it when that file is the one the sidecar names; returns
     False (nothing written) when there is no such source."""
-    src = source_path(engine)
-    meta = read_sidecar(engine, REBUILD)
+    src = source_path(engine_file)
+    meta = read_sidecar(engine_file, REBUILD)
     if not src.is_file():
         return False
     onnx_bytes = src.read_bytes()
     if meta.extra.get("onnx_sha256") not in (None, sha256(onnx_bytes)):
-        raise SegxError(f"{src}: not the ONNX {engine.name} was built from (sha256 differs from its sidecar); "
+        raise SegxError(f"{src}: not the ONNX {engine_file.name} was built from (sha256 differs from its sidecar); "
                         f"{REBUILD}")
     side = meta.extra.get("profile") or {}
     shapes = Profile(*(tuple(side[k]) for k in ("min", "opt", "max")))  # type: ignore[arg-type]
-    log.warning("%s: rebuilding the engine for this machine from %s", engine, src.name)
+    log.warning("%s: rebuilding the engine for this machine from %s", engine_file, src.name)
     data = build_engine(trt, onnx_bytes, shapes, input_name=meta.extra.get("input", "images"), device=device,
-                        cache_dir=engine.parent)
-    atomic_write_bytes(engine, data)
+                        cache_dir=engine_file.parent)
+    atomic_write_bytes(engine_file, data)
     extra = {**meta.extra, **provenance(trt, device, onnx_bytes, shapes)}
-    atomic_write_json(sidecar_path(engine), meta.replace(extra=extra).to_dict())
+    atomic_write_json(sidecar_path(engine_file), meta.replace(extra=extra).to_dict())
     return True
 
 
@@ -137,9 +137,9 @@ class TensorRTRuntime(Runtime):
         with torch.cuda.device(device_index(self.device)):
             x = torch.from_numpy(batch).to(self.device)
             if not context.set_input_shape(self.input_name, tuple(x.shape)):
-                profile = self.meta.extra.get("profile", {})
+                shapes = self.meta.extra.get("profile", {})
                 raise SegxError(f"{self.model_path}: input {tuple(x.shape)} is outside the engine's shapes "
-                                f"{profile.get('min')}..{profile.get('max')}; re-export with --imgsz / --dynamic")
+                                f"{shapes.get('min')}..{shapes.get('max')}; re-export with --imgsz / --dynamic")
             out = torch.empty(tuple(context.get_tensor_shape(self.output_name)), dtype=torch.float32,
                               device=self.device)
             context.set_tensor_address(self.input_name, x.data_ptr())
