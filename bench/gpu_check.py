@@ -67,11 +67,12 @@ def _train(data: Path, out: Path, dtype: str, device: str) -> dict[str, Any]:
     return {"checkpoint": str(run / "best.pt")}
 
 
-def _speed(model: Any, runtime: str, precision: str, batch: int, device: str, **opts: Any) -> dict[str, Any]:
+def _speed(model: Any, runtime: str, precision: str, batch: int, device: str,
+           options: dict[str, Any] | None = None) -> dict[str, Any]:
     from bench.speed import SpeedConfig, make_batch, measure
     from segx.runtimes import load_runtime
 
-    with load_runtime(model, runtime, precision=precision, device=device, **opts) as rt:
+    with load_runtime(model, runtime, precision=precision, device=device, **(options or {})) as rt:
         res = measure(rt, make_batch(batch, (IMGSZ, IMGSZ)), SpeedConfig(min_iters=30, min_time=1.0))
     return {"runtime": runtime, "precision": precision, "batch": batch, "p50_ms": res.p50_ms, "fps": res.fps,
             "gpu_mem_mb": res.gpu_mem_mb}
@@ -121,7 +122,7 @@ def run_check(out: Path, device: str = "cuda") -> Check:
     for batch in BATCHES:
         check.step(f"speed torch fp16 b{batch}", lambda b=batch: _speed(ckpt, "torch", "fp16", b, device))
         check.step(f"speed compile fp16 (CUDA graphs) b{batch}",
-                   lambda b=batch: _speed(ckpt, "compile", "fp16", b, device, mode="reduce-overhead", batch=b))
+                   lambda b=batch: _speed(ckpt, "compile", "fp16", b, device, {"mode": "reduce-overhead", "batch": b}))
     exports = {
         "onnxruntime": (("onnxruntime",), "onnx", {}),
         "tensorrt fp16": (("tensorrt",), "trt", {"fp16": True, "dynamic": True, "batch": 16}),

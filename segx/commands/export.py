@@ -52,7 +52,8 @@ def verdict_table(result: ExportResult) -> Table:
 @click.option("--imgsz", type=int, default=512, show_default=True, help="Square input size (fixed shape; "
               "with --dynamic the optimisation / parity size).")
 @click.option("--dynamic", is_flag=True, help="Dynamic batch and H/W (onnx, trt, openvino, torchscript).")
-@click.option("--fp16", is_flag=True, help="FP16 (onnx, trt: fp16 graph with float32 I/O and sensitive ops; openvino: fp16-compressed weights).")
+@click.option("--fp16", is_flag=True, help="FP16 (onnx, trt: an fp16 graph, float32 I/O and sensitive ops; openvino: "
+              "fp16-compressed weights).")
 @click.option("--int8", is_flag=True, help="INT8 calibrated on --data (onnx, trt, openvino); falls back to the best "
               "precision that passes its parity gate.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,

@@ -18,6 +18,7 @@ from segx.meta import ModelMeta
 log = logging.getLogger(__name__)
 
 ENV_KEYS = ("tensorrt_version", "gpu_name", "compute_capability")
+REBUILD = "rebuild the engine with segx export --fmt trt on this machine"
 MAX_BATCH = 16            # dynamic engines take batch 1..max(MAX_BATCH, the batch tuned for)
 SOURCE_SUFFIX = ".engine.onnx"  # the ONNX an engine was built from, kept beside it: best.engine -> best.engine.onnx
 
@@ -79,7 +80,7 @@ def env_mismatch(built: dict[str, Any], here: dict[str, str]) -> str | None:
     return "; ".join(diffs) or None
 
 
-def read_sidecar(engine_file: Path, rebuild_hint: str) -> ModelMeta:
+def read_sidecar(engine_file: Path, rebuild_hint: str = REBUILD) -> ModelMeta:
     side = sidecar_path(engine_file)
     if not side.is_file():
         raise SegxError(f"{engine_file}: its sidecar {side.name} is missing, so segx cannot tell what the engine was "

@@ -15,12 +15,11 @@ from segx.io import atomic_write_bytes, atomic_write_json
 from segx.runtimes import register_runtime
 from segx.runtimes.base import Runtime, RuntimeUnavailable
 from segx.runtimes.common import check_batch, dims_to_shape, file_precision
-from segx.runtimes.tensorrt_engine import (Profile, build_engine, current_env, device_index, env_mismatch,
-                                           provenance, read_sidecar, sha256, sidecar_path, source_path)
+from segx.runtimes.tensorrt_engine import (REBUILD, Profile, build_engine, current_env, device_index,
+                                           env_mismatch, provenance, read_sidecar, sha256, sidecar_path, source_path)
 
 log = logging.getLogger(__name__)
 
-REBUILD = "rebuild the engine with segx export --fmt trt on this machine"
 INSTALL = "pip install 'segx[gpu]'"
 
 __all__ = ["REBUILD", "TensorRTRuntime", "check_engine_env", "current_env", "read_sidecar", "require_tensorrt",
