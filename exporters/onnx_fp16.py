@@ -8,6 +8,7 @@ import logging
 import onnx
 
 from segx.errors import SegxError
+from segx.runtimes.base import RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,11 @@ def final_resizes(model: onnx.ModelProto) -> list[str]:
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """The fp16 graph of a float ONNX model: float32 I/O, SENSITIVE_OPS and the final Resize in float32."""
-    from onnxruntime.transformers import float16
+    try:
+        from onnxruntime.transformers import float16
+    except ImportError as e:
+        raise RuntimeUnavailable("fp16 ONNX needs ONNX Runtime's float16 converter: pip install 'segx[cpu]' "
+                                 "(or 'segx[gpu]' on an NVIDIA GPU)") from e
 
     unnamed = [n for n in model.graph.node if not n.name]
     for i, node in enumerate(unnamed):  # node_block_list addresses nodes by name

@@ -98,3 +98,4 @@ def test_runtimes_live_in_extras(project: dict) -> None:
 def test_makefile_installs_the_cpu_extra() -> None:
     makefile = (PYPROJECT.parent / "Makefile").read_text()
     assert '-e ".[cpu,test]"' in makefile
+    assert "test-gpu: install" in makefile and "pytest -q -m gpu tests" in makefile
