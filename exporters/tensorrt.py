@@ -25,7 +25,11 @@ QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 def int8_onnx(job: ExportJob) -> onnx.ModelProto:
     """The Q/DQ INT8 model TensorRT gets, from the one INT8 export path (exporters.qdq), checked for its form."""
-    from exporters.qdq import tensorrt_int8_onnx
+    try:
+        from exporters.qdq import tensorrt_int8_onnx
+    except ImportError as e:  # this branch predates exporters/qdq.py (issue 15): no second quantiser here
+        raise SegxError("TensorRT INT8 needs the explicit Q/DQ export of exporters/qdq.py, which this segx lacks") \
+            from e
 
     with tempfile.TemporaryDirectory(prefix="segx-trt-") as tmp:
         tensorrt_int8_onnx(job, Path(tmp) / "int8.onnx")
