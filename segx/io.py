@@ -85,17 +85,23 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a segx checkpoint with weights_only=True: a pickle that would run code is refused."""
+def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """torch.load(weights_only=True) of a file that must exist and be non-empty: a pickle that would run code is
+    refused; every failure is one SegxError naming `path` and `what` it should have been."""
     path = Path(path)
     if not path.is_file():
-        raise SegxError(f"{path}: checkpoint not found")
+        raise SegxError(f"{path}: {what} not found")
     if path.stat().st_size == 0:
-        raise SegxError(f"{path}: checkpoint is empty (0 bytes)")
+        raise SegxError(f"{path}: {what} is empty (0 bytes)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        raise SegxError(f"{path}: not a loadable segx checkpoint ({load_failure(e)})") from e
+        raise SegxError(f"{path}: not a loadable {what} ({load_failure(e)})") from e
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a segx checkpoint with weights_only=True: a pickle that would run code is refused."""
+    ckpt = safe_torch_load(path, "segx checkpoint")
     if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
         raise SegxError(f"{path}: not a segx checkpoint (expected a dict with 'arch' and 'model')")
     return ckpt

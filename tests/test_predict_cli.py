@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from test_predict_pipeline import ColourRuntime, colour_rule, scene, write_png, write_video
 
-import segx
+from segx.predict import predict
 from segx.runtimes import RUNTIMES, _import_all
 from segx.cli import cli
 from segx.data.voc import read_mask
@@ -54,7 +54,7 @@ def test_video_outputs(tmp_path: Path, colour_model: Path) -> None:
     n, w, h, fps = video_info(out / "clip.mp4")
     assert (n, w, h) == (10, 64, 48) and fps == pytest.approx(12.0)
     assert not list(out.glob(".*"))  # no temp files left
-    expected = [r.mask for r in segx.predict(video, ColourRuntime("x"))]
+    expected = [r.mask for r in predict(video, ColourRuntime("x"))]
     masks = sorted((out / "masks").glob("clip_*.png"))
     assert [m.name for m in masks] == [f"clip_{i:06d}.png" for i in range(10)]
     for path, mask in zip(masks, expected):

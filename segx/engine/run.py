@@ -18,7 +18,7 @@ from segx.engine.dist import DistInfo, barrier
 from segx.engine.loop import EpochStats, Step, train_one_epoch, validate
 from segx.engine.optim import amp_settings, build_optimizer, build_scheduler
 from segx.engine.report import write_curves, write_metrics
-from segx.engine.state import capture_rng, restore_rng, seed_everything
+from segx.engine.state import RUN_DEFINING, capture_rng, restore_rng, seed_everything
 from segx.errors import SegxError
 from segx.io import load_checkpoint, save_checkpoint
 from segx.meta import ModelMeta
@@ -40,8 +40,6 @@ class RunState:
 
 
 def _restore(path: Path, cfg: TrainConfig, model: nn.Module, step: Step, generator: torch.Generator) -> RunState:
-    from segx.train import RUN_DEFINING
-
     ckpt = load_checkpoint(path)
     if ckpt["arch"] != cfg.arch:
         raise SegxError(f"{path}: the run trains arch '{ckpt['arch']}', not '{cfg.arch}'")

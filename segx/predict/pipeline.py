@@ -1,6 +1,6 @@
 """The predict pipeline: a reader thread (decode + pre-process) -> an inference thread -> a post-processing thread
 (mask, regions, overlay) -> the caller, joined by bounded queues so decoding, inference and drawing overlap.
-`PredictRun` is the iterator of `Result`s that `segx.predict()` returns and the CLI drives."""
+`PredictRun` is the iterator of `Result`s that `segx.predict.predict()` returns and the CLI drives."""
 from __future__ import annotations
 
 import collections

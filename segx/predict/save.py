@@ -21,7 +21,7 @@ def predict_to_dir(source: str | int | Path, model: str | Path | Any, out: str |
 
     Returns {"out", "frames", "seconds", "fps", "skipped", "interrupted", "runtime"}. Ctrl-C stops reading, writes
     what was segmented (videos stay playable) and returns with interrupted=True."""
-    from segx.predict import predict
+    from segx.predict.run import predict
     from segx.predict.writers import OutputWriter, Window, new_run_dir
 
     window = Window() if show else None
