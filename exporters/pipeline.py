@@ -76,7 +76,7 @@ class ExportResult:
         if not self.passed and self.verified:
             tried = "; ".join(f"{a.precision}: {a.reason}" for a in self.attempts)
             return (f"{self.fmt} export failed its parity check ({tried}); no model file was kept "
-                    f"(verify=False / --no-verify writes it anyway)")
+                    f"(--no-verify writes it anyway)")
         kept = self.kept
         if kept is None:
             return f"{self.fmt} {first.precision} export failed ({first.reason})"

@@ -23,6 +23,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
     The temp name keeps the final suffix (tools like cv2.imwrite pick the codec from it)."""
     path = Path(path)
+    if path.is_dir():  # refuse before a temp file is made (beside a folder, that could be in /)
+        raise SegxError(f"{path}: is a folder, not a file; give a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
@@ -37,6 +39,17 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """Refuse now, before any work, an output file path that is a folder or lies where segx cannot write."""
+    path = Path(path)
+    if path.is_dir():
+        raise SegxError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'out.json'}")
+    existing = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SegxError(f"{flag} {path}: cannot write there ({existing} is not a writable folder)")
+    return path
 
 
 def remove_stale_temps(path: str | Path, suffix: str | None = None) -> list[Path]:

@@ -32,7 +32,7 @@ def predict_to_dir(source: str | int | Path, model: str | Path | Any, out: str |
     interrupted, start = False, time.perf_counter()
     try:
         bar = progress(TextColumn("{task.fields[fps]:.1f} FPS"))
-        bar.disable = not show_progress
+        bar.disable = bar.disable or not show_progress
         with bar:
             task = bar.add_task(f"predict {source}", total=run.total, fps=0.0)
             for r in run:
