@@ -74,6 +74,8 @@ def _check_values(opts: ExportOptions) -> None:
             raise SegxError(f"{flag(name)} must be an integer ≥ {least}, got {value!r}")
     if opts.fp16 and opts.int8:
         raise SegxError("choose one of --fp16 / --int8 (--int8 falls back to fp16 or fp32 by itself when it fails its gate)")
+    if opts.split != _DEFAULTS.split and opts.data is None:
+        raise SegxError(f"--split {opts.split} needs --data (the VOC tree the split belongs to)")
     if opts.int8 and opts.data is None:
         raise SegxError("--int8 needs real images to calibrate on: give --data VOC_ROOT")
     if opts.opset is not None and opts.opset not in ONNX_OPSETS:
@@ -102,13 +104,14 @@ def load_source(model: str | Path | tuple[nn.Module, ModelMeta]) -> Source:
     return Source(module.eval(), meta, Path(f"{arch}.pt") if arch else Path(model))  # write ./ARCH.<suffix>
 
 
-def output_path(source: Source, out: str | Path | None, precision: str, suffix: str) -> Path:
-    """runs/NAME/best.pt -> runs/NAME/best<_fp16|_int8><suffix>, or the same name inside `out`."""
+def output_path(source: Source, out: str | Path | None, precision: str, suffix: str, *, dynamic: bool = False) -> Path:
+    """runs/NAME/best.pt -> runs/NAME/best<_dynamic><_fp16|_int8><suffix>, or the same name inside `out` (a dynamic
+    export never overwrites the fixed-shape one)."""
     if out is None and source.path is None:
         raise SegxError("exporting an in-memory model needs an output folder (out=DIR)")
     folder = Path(out) if out is not None else source.path.parent  # type: ignore[union-attr]
     stem = source.path.stem if source.path is not None else source.meta.arch
-    return folder / f"{stem}{PRECISION_SUFFIX[precision]}{suffix}"
+    return folder / f"{stem}{'_dynamic' if dynamic else ''}{PRECISION_SUFFIX[precision]}{suffix}"
 
 
 def check_writable(folder: Path) -> None:
