@@ -42,7 +42,7 @@ class SegxGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=SegxGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group("segx", cls=SegxGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(segx.__version__, "-V", "--version", prog_name="segx")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
