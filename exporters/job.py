@@ -73,7 +73,8 @@ def _check_values(opts: ExportOptions) -> None:
             least = MIN_IMGSZ if name == "imgsz" else 1
             raise SegxError(f"{flag(name)} must be an integer ≥ {least}, got {value!r}")
     if opts.fp16 and opts.int8:
-        raise SegxError("choose one of --fp16 / --int8 (--int8 falls back to fp16 or fp32 by itself when it fails its gate)")
+        raise SegxError("choose one of --fp16 / --int8 (--int8 falls back to fp16 or fp32 by itself when it fails "
+                        "its gate)")
     if opts.split != _DEFAULTS.split and opts.data is None:
         raise SegxError(f"--split {opts.split} needs --data (the VOC tree the split belongs to)")
     if opts.int8 and opts.data is None:
