@@ -14,7 +14,7 @@ DEMO_OUT  ?= runs/demo
 
 help:
 	@echo "make demo   - set up, then run the whole job on the synthetic VOC set (segx demo)"
-	@echo "make test   - set up, then run the test suite (make test-slow: the slow export/compile tests)"
+	@echo "make test   - set up, then run the test suite (make test-slow: the slow tests; .ci/run runs both)"
 	@echo "make bench  - CPU benchmark of the mobile archs at 512x512 (docs/benchmarks.md)"
 
 install:
@@ -35,7 +35,7 @@ install:
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-test-slow: install  # every arch x format export, torch.compile parity (about 8 more minutes on 2 cores)
+test-slow: install  # every arch x format export, bench matrix, demo, Mask R-CNN, torch.compile, torchrun (README: Tests)
 	$(BIN)/python -m pytest -q -m slow tests
 
 test-gpu: install  # the CUDA tests (skip without a GPU); bench/gpu_check.py runs every GPU path installed

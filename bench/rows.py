@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +57,13 @@ def _last_line(text: str) -> str:
 
 def run_worker(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run one row in `python -m bench.worker` and return its result dict; WorkerError with the reason otherwise."""
-    env = dict(os.environ)
+    from segx.spawn import python_module
+
+    argv, env = python_module("bench.worker", json.dumps(spec))
     if spec.get("threads"):
         env["OMP_NUM_THREADS"] = str(spec["threads"])
     try:
-        proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], capture_output=True,
-                              text=True, timeout=timeout, env=env, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as e:
         raise WorkerError(f"timed out after {timeout:g} s (raise --timeout)") from e
     for line in reversed(proc.stdout.splitlines()):

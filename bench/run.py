@@ -2,8 +2,10 @@
 own subprocess, never stop on a row's failure, write the reports, then apply the --max-miou-drop gate."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -91,10 +93,11 @@ class _Runner:
                 ("-dynamic" if plan.dynamic else "") + (f"-b{plan.batch}" if tuned else "")
             data = self.data or (self.calib if recipe.int8 else None)
             t0 = time.perf_counter()
-            path = exporters.export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz, dynamic=plan.dynamic,
-                                    fp16=recipe.fp16, int8=recipe.int8, data=data, **tuned,
-                                    split=self.config.split if self.data else "train",
-                                    out=self.out / "models" / plan.source.label / tag, verify=False)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is the table's (NNCF prints progress bars there)
+                path = exporters.export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz, dynamic=plan.dynamic,
+                                        fp16=recipe.fp16, int8=recipe.int8, data=data, **tuned,
+                                        split=self.config.split if self.data else "train" if data else "val",
+                                        out=self.out / "models" / plan.source.label / tag, verify=False)
             self.exports[key] = (Path(path), time.perf_counter() - t0)
         return self.exports[key]
 
@@ -115,7 +118,7 @@ class _Runner:
             return {**row, "status": "skipped", "error": plan.skip}
         try:
             model, export_s = self.model_file(plan)
-            row.update(model_path=str(model), size_mb=rows.model_size_mb(model), export_s=export_s)
+            row.update(model_path=str(model), size_mb=size_mb(model), export_s=export_s)
             result = rows.run_worker(self.spec(plan, model), self.config.timeout)
         except Exception as e:  # one row's failure is that row's status, like ultralytics benchmarks
             log.debug("row %s failed", plan.name, exc_info=True)
@@ -219,8 +222,30 @@ def run_bench(config: BenchConfig | None = None, **options: Any) -> BenchResult:
         env["load_avg_end"] = load_avg()
         result.files = report.write_reports(out, env, result.rows, command=config.command or config.to_command())
     report.print_table(result.rows)
+    _say_what_was_not_measured(result.rows)
+    log.info("reports in %s: %s", out, ", ".join(p.name for p in result.files.values()))
     _gate(result, config)
     return result
+
+
+def size_mb(model: Path) -> float:
+    """The row's "size MB": the model file, but for a segx checkpoint only its weights (a run's last.pt also holds
+    the optimizer state, which no deployment loads)."""
+    if model.suffix != ".pt":
+        return rows.model_size_mb(model)
+    from segx.io import load_checkpoint
+
+    state = load_checkpoint(model)["model"]
+    return sum(t.numel() * t.element_size() for t in state.values()) / 2**20
+
+
+def _say_what_was_not_measured(result_rows: list[dict[str, Any]]) -> None:
+    timed = [r for r in result_rows if r.get("p50_ms") is not None]
+    blind = [r for r in timed if r.get("others_cpu") is None]
+    if blind and sys.platform.startswith("linux"):
+        log.warning("others_cpu (CPU other processes used meanwhile) not measured for %d of %d rows: their timing "
+                    "ran under 0.5 s, too short for /proc/stat; raise --min-time to 0.5 or more", len(blind),
+                    len(timed))
 
 
 def _gate(result: BenchResult, config: BenchConfig) -> None:

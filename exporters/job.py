@@ -55,11 +55,16 @@ def validate_options(fmt: str, allowed: tuple[str, ...], options: dict[str, Any]
         if key not in names:
             raise unknown_choice("export option", key, names)
         if key not in COMMON_OPTIONS and key not in allowed and value != getattr(_DEFAULTS, key):
-            takes = ", ".join((*COMMON_OPTIONS, *allowed))
-            raise SegxError(f"format '{fmt}' does not take option '{key}'; it takes: {takes}")
+            takes = ", ".join(flag(o) for o in (*COMMON_OPTIONS, *allowed))
+            raise SegxError(f"format '{fmt}' does not take {flag(key)}; it takes: {takes}")
     opts = ExportOptions(**options)
     _check_values(opts)
     return opts
+
+
+def flag(option: str) -> str:
+    """The `segx export` flag of an ExportOptions field, for error messages: n_verify -> --n-verify."""
+    return {"verify": "--no-verify", "simplify": "--no-simplify"}.get(option, "--" + option.replace("_", "-"))
 
 
 def _check_values(opts: ExportOptions) -> None:
@@ -67,17 +72,20 @@ def _check_values(opts: ExportOptions) -> None:
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < (MIN_IMGSZ if name == "imgsz" else 1):
             least = MIN_IMGSZ if name == "imgsz" else 1
-            raise SegxError(f"{name} must be an integer ≥ {least}, got {value!r}")
+            raise SegxError(f"{flag(name)} must be an integer ≥ {least}, got {value!r}")
     if opts.batch != 1 and not opts.dynamic:
-        raise SegxError(f"batch {opts.batch} needs a dynamic export (--dynamic): a fixed export takes batch 1")
+        raise SegxError(f"--batch {opts.batch} needs a dynamic export (--dynamic): a fixed export takes batch 1")
     if opts.fp16 and opts.int8:
-        raise SegxError("choose one of fp16 / int8 (int8 falls back to fp16 or fp32 by itself when it fails its gate)")
+        raise SegxError("choose one of --fp16 / --int8 (--int8 falls back to fp16 or fp32 by itself when it fails "
+                        "its gate)")
+    if opts.split != _DEFAULTS.split and opts.data is None:
+        raise SegxError(f"--split {opts.split} needs --data (the VOC tree the split belongs to)")
     if opts.int8 and opts.data is None:
-        raise SegxError("int8 needs real images to calibrate on: give data=VOC_ROOT (--data)")
+        raise SegxError("--int8 needs real images to calibrate on: give --data VOC_ROOT")
     if opts.opset is not None and opts.opset not in ONNX_OPSETS:
-        raise SegxError(f"opset must be one of {', '.join(map(str, ONNX_OPSETS))}, got {opts.opset!r}")
+        raise SegxError(f"--opset must be one of {', '.join(map(str, ONNX_OPSETS))}, got {opts.opset!r}")
     if not opts.workspace > 0:
-        raise SegxError(f"workspace must be > 0 GiB, got {opts.workspace!r}")
+        raise SegxError(f"--workspace must be > 0 GiB, got {opts.workspace!r}")
 
 
 @dataclass(frozen=True)
@@ -100,13 +108,14 @@ def load_source(model: str | Path | tuple[nn.Module, ModelMeta]) -> Source:
     return Source(module.eval(), meta, Path(f"{arch}.pt") if arch else Path(model))  # write ./ARCH.<suffix>
 
 
-def output_path(source: Source, out: str | Path | None, precision: str, suffix: str) -> Path:
-    """runs/NAME/best.pt -> runs/NAME/best<_fp16|_int8><suffix>, or the same name inside `out`."""
+def output_path(source: Source, out: str | Path | None, precision: str, suffix: str, *, dynamic: bool = False) -> Path:
+    """runs/NAME/best.pt -> runs/NAME/best<_dynamic><_fp16|_int8><suffix>, or the same name inside `out` (a dynamic
+    export never overwrites the fixed-shape one)."""
     if out is None and source.path is None:
         raise SegxError("exporting an in-memory model needs an output folder (out=DIR)")
     folder = Path(out) if out is not None else source.path.parent  # type: ignore[union-attr]
     stem = source.path.stem if source.path is not None else source.meta.arch
-    return folder / f"{stem}{PRECISION_SUFFIX[precision]}{suffix}"
+    return folder / f"{stem}{'_dynamic' if dynamic else ''}{PRECISION_SUFFIX[precision]}{suffix}"
 
 
 def check_writable(folder: Path) -> None:

@@ -1,13 +1,4 @@
-"""segx: PASCAL VOC semantic segmentation from training to edge deployment."""
-from typing import Any
+"""segx: PASCAL VOC semantic segmentation from training to edge deployment. The Python API: segx.api
+(`from segx.api import train, evaluate, export, predict, ...`); `import segx` alone stays light (no torch)."""
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str) -> Any:
-    # `segx.predict(source, model)` without importing torch/OpenCV at `import segx` time
-    if name == "predict":
-        import importlib
-
-        return importlib.import_module("segx.predict")
-    raise AttributeError(f"module 'segx' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """segx checkpoints (`best.pt` / `last.pt`): a dict of the ModelMeta fields, the model's state_dict and plain training
-data, saved with segx.io.save_checkpoint and read back with weights_only=True. Also loads weights into a model."""
+data, saved with segx.io.save_checkpoint and read back with weights_only=True; `load_model` builds the model they
+hold (or a "torchvision:NAME" spec). The state_dict helpers live in segx.models.weights (re-exported here)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,26 +9,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from segx.errors import SegxError
-from segx.io import load_checkpoint, load_failure
+from segx.data.constants import CLASSES, NUM_CLASSES
+from segx.errors import SegxError, unknown_choice
+from segx.io import load_checkpoint
 from segx.meta import ModelMeta
+from segx.models import build_model
+from segx.models.pretrained import SPEC_PREFIX, TORCHVISION, TORCHVISION_IMGSZ, spec_arch
+from segx.models.weights import check_state_dict, cpu_state_dict, load_weights, unwrap
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DistributedDataParallel / torch.compile wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of the weights on the CPU in the standard (contiguous) layout."""
-    state = unwrap(model).state_dict()
-    return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
+__all__ = ["check_state_dict", "cpu_state_dict", "load_model", "load_spec", "load_weights", "make_checkpoint",
+           "unwrap"]
 
 
 def make_checkpoint(model: nn.Module, meta: ModelMeta, **extra: Any) -> dict[str, Any]:
@@ -35,28 +26,20 @@ def make_checkpoint(model: nn.Module, meta: ModelMeta, **extra: Any) -> dict[str
     return {**meta.to_dict(), "model": cpu_state_dict(model), **extra}
 
 
-def check_state_dict(model: nn.Module, state: dict[str, Any], source: str | Path, what: str) -> None:
-    """Raise one SegxError naming `source` when `state` does not fit `model` key for key and shape for shape."""
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SegxError(f"{source}: 'model' is not a state_dict of tensors")
-    own = unwrap(model).state_dict()
-    missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
-    bad_shape = [k for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
-    if missing or unexpected or bad_shape:
-        detail = (f"shape of '{bad_shape[0]}' is {tuple(state[bad_shape[0]].shape)}, expected "
-                  f"{tuple(own[bad_shape[0]].shape)}" if bad_shape else
-                  f"{len(missing)} missing and {len(unexpected)} unexpected keys, e.g. "
-                  f"'{next(iter(sorted(missing or unexpected)))}'")
-        raise SegxError(f"{source}: weights do not fit {what} ({detail}); was it saved for another arch or "
-                        f"class count?")
+def load_spec(text: str | Path) -> tuple[nn.Module, ModelMeta]:
+    """"torchvision:NAME" -> (NAME with torchvision's COCO-with-VOC-labels weights, in eval mode; its ModelMeta)."""
+    arch = spec_arch(text) or ""
+    if arch not in TORCHVISION:
+        raise unknown_choice("pretrained model", f"{SPEC_PREFIX}{arch}", [SPEC_PREFIX + a for a in TORCHVISION])
+    model = build_model(arch, NUM_CLASSES, weights="torchvision").eval()
+    meta = ModelMeta(arch=arch, classes=CLASSES, imgsz=TORCHVISION_IMGSZ,
+                     extra={"weights": "torchvision", "url": TORCHVISION[arch]})
+    return model, meta
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Load a `.pt` segx checkpoint -> (model in eval mode on `device`, ModelMeta). "torchvision:NAME" loads
     torchvision's COCO-with-VOC-labels weights of NAME instead (segx.models.pretrained)."""
-    from segx.models import build_model
-    from segx.models.pretrained import load_spec, spec_arch
-
     if spec_arch(path) is not None:
         model, meta = load_spec(path)
         return model.to(device), meta
@@ -72,22 +55,3 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     check_state_dict(model, ckpt["model"], path, f"arch '{meta.arch}' with {meta.num_classes} classes")
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), meta
-
-
-def load_weights(model: nn.Module, path: str | Path, *, arch: str, num_classes: int) -> None:
-    """Initialise `model` from a segx checkpoint (same arch) or a bare state_dict file (strict shapes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegxError(f"{path}: weights file not found (give a segx .pt checkpoint or a state_dict file)")
-    if path.stat().st_size == 0:
-        raise SegxError(f"{path}: weights file is empty (0 bytes)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        raise SegxError(f"{path}: not a loadable weights file ({load_failure(e)})") from e
-    if isinstance(obj, dict) and "model" in obj and "arch" in obj:
-        if obj["arch"] != arch:
-            raise SegxError(f"{path}: checkpoint is for arch '{obj['arch']}', not '{arch}'")
-        obj = obj["model"]
-    check_state_dict(model, obj, path, f"arch '{arch}' with {num_classes} classes")
-    unwrap(model).load_state_dict(obj)

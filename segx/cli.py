@@ -17,11 +17,16 @@ COMMANDS = ["data", "models", "train", "eval", "export", "bench", "predict", "de
 
 
 class SegxGroup(click.Group):
-    """Turns SegxError (and any unexpected exception) into one stderr line and exit 1; --debug shows the traceback."""
+    """Turns SegxError (and any unexpected exception) into one stderr line and exit 1, and click's usage errors
+    (unknown flag, bad value) into one line and exit 2; --debug shows the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a bad flag or value: one line too (exit 2, the usual status for usage)
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+            click.echo(f"segx: error: {' '.join(e.format_message().split())}{where}", err=True)
+            sys.exit(e.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
@@ -37,7 +42,7 @@ class SegxGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=SegxGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group("segx", cls=SegxGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(segx.__version__, "-V", "--version", prog_name="segx")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")

@@ -106,7 +106,7 @@ def evaluate(model: str | Path | nn.Module | Any, data: str | Path, split: str =
     start = time.perf_counter()
     try:
         bar = progress(transient=True)
-        bar.disable = not show_progress
+        bar.disable = bar.disable or not show_progress
         with bar:
             task = bar.add_task(f"eval {split}", total=len(dataset))
             score(predict, loader, cm, bf, on_image=lambda: bar.advance(task))

@@ -23,6 +23,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
     The temp name keeps the final suffix (tools like cv2.imwrite pick the codec from it)."""
     path = Path(path)
+    if path.is_dir():  # refuse before a temp file is made (beside a folder, that could be in /)
+        raise SegxError(f"{path}: is a folder, not a file; give a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
@@ -37,6 +39,17 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """Refuse now, before any work, an output file path that is a folder or lies where segx cannot write."""
+    path = Path(path)
+    if path.is_dir():
+        raise SegxError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'out.json'}")
+    existing = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SegxError(f"{flag} {path}: cannot write there ({existing} is not a writable folder)")
+    return path
 
 
 def remove_stale_temps(path: str | Path, suffix: str | None = None) -> list[Path]:
@@ -85,17 +98,23 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a segx checkpoint with weights_only=True: a pickle that would run code is refused."""
+def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """torch.load(weights_only=True) of a file that must exist and be non-empty: a pickle that would run code is
+    refused; every failure is one SegxError naming `path` and `what` it should have been."""
     path = Path(path)
     if not path.is_file():
-        raise SegxError(f"{path}: checkpoint not found")
+        raise SegxError(f"{path}: {what} not found")
     if path.stat().st_size == 0:
-        raise SegxError(f"{path}: checkpoint is empty (0 bytes)")
+        raise SegxError(f"{path}: {what} is empty (0 bytes)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
-        raise SegxError(f"{path}: not a loadable segx checkpoint ({load_failure(e)})") from e
+        raise SegxError(f"{path}: not a loadable {what} ({load_failure(e)})") from e
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a segx checkpoint with weights_only=True: a pickle that would run code is refused."""
+    ckpt = safe_torch_load(path, "segx checkpoint")
     if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
         raise SegxError(f"{path}: not a segx checkpoint (expected a dict with 'arch' and 'model')")
     return ckpt

@@ -17,9 +17,6 @@ from segx.io import remove_stale_temps
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
-# settings that shape the result: a resumed run that changes one of them no longer matches an uninterrupted run
-RUN_DEFINING = ("arch", "split", "epochs", "batch", "crop", "lr", "optimizer", "weight_decay", "warmup_epochs",
-                "aux_weight", "seed", "amp", "amp_dtype")
 
 
 @dataclass(frozen=True)

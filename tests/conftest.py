@@ -26,3 +26,14 @@ def trained_checkpoint(synth_voc: Path, tmp_path_factory: pytest.TempPathFactory
     run = train(TrainConfig(data=synth_voc, arch="lraspp_mobilenet_v3_large", epochs=2, batch=4, crop=64,
                             out=out, workers=0, device="cpu"))
     return run / "best.pt"
+
+
+@pytest.fixture(autouse=True)
+def project_loggers_propagate() -> object:
+    """The CLI's setup_logging stops the project's loggers propagating (segx.log); let caplog see them again in the
+    next test."""
+    yield
+    import logging
+
+    for name in ("segx", "bench", "exporters"):
+        logging.getLogger(name).propagate = True

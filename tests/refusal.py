@@ -1,6 +1,7 @@
 """The harness of the bad-input corpus: a sandbox per case (inputs, the output folder, a 'victim' folder beside it)
 and `Sandbox.refused(args, ...)`, which runs the CLI in-process and checks the contract for bad input: exit 1, exactly
-one `segx: error:` line naming the file and the problem, no traceback (nor native library noise on the real stderr),
+one `segx: error:` line naming the file and the problem and, as stderr is not a terminal here, no other stderr line
+but complete INFO log lines of work begun (no warning, wrapped line or progress frame), no traceback (nor native library noise on the real stderr),
 and no file created, changed or deleted anywhere it can see."""
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from badinputs import diff, snapshot
 from click.testing import CliRunner, Result
 
 from segx.cli import cli
+
+
+INFO_LINE = re.compile(r"INFO {5}\S")  # one plain log record (segx.log off a terminal): "INFO     message"
 
 
 @dataclass
@@ -56,6 +60,10 @@ class Sandbox:
         assert res.exit_code == 1, context
         assert res.exception is None or isinstance(res.exception, SystemExit), (repr(res.exception), context)
         assert len(errors) == 1, context
+        if not in_table:  # stderr is not a terminal: the error is one line, the last, after at most INFO lines
+            lines = stderr.strip().splitlines()
+            assert lines[-1] == errors[0], f"the error is not the last stderr line:\n{context}"
+            assert all(INFO_LINE.match(line) for line in lines[:-1]), f"more than one error line:\n{context}"
         assert "Traceback" not in stderr + res.stdout + native, context
         assert not native.strip(), f"native code wrote to stderr:\n{context}"
         where = " ".join(stderr.split()) if in_table else errors[0]

@@ -15,6 +15,10 @@ from bench.rows import ROW_KEYS
 from bench.run import BenchResult, run_bench
 from segx.cli import cli
 
+# a real 12-row matrix (exports, INT8 calibration, a subprocess per row): minutes on 2 cores, so CI's slow tier;
+# the fast tier covers the orchestration (test_bench_units) and real worker subprocesses (test_spawn)
+pytestmark = pytest.mark.slow
+
 FAST = {"imgsz": 64, "min_iters": 3, "min_time": 0.0, "n_images": 4, "threads": 1}
 
 

@@ -6,11 +6,13 @@ import re
 from pathlib import Path
 
 import cv2
+import pytest
 from click.testing import CliRunner
 
 from segx.cli import cli
 
 
+@pytest.mark.slow  # every stage for real: 86 s at load 10 on 2 cores
 def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(out)])

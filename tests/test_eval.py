@@ -78,3 +78,52 @@ def test_eval_an_exported_model(trained_checkpoint: Path, synth_voc: Path, tmp_p
     res = evaluate(exported, synth_voc, device="cpu", show_progress=False)
     assert res["arch"] == ref["arch"] and res["images"] == ref["images"]
     assert res["miou"] == pytest.approx(ref["miou"], abs=0.01)
+
+
+class _AtFixedSize(torch.nn.Module):
+    """The checkpoint's model fed at one fixed size, as a fixed-shape export is: the reference for those."""
+
+    def __init__(self, net: torch.nn.Module, size: int) -> None:
+        super().__init__()
+        self.net, self.size = net, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.net(x)
+
+
+@pytest.fixture(scope="module")
+def many_class_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained lraspp whose classifier biases are zeroed, so its argmax varies from pixel to pixel over many
+    classes (a trained 2-epoch model or a plain random init answers with one class everywhere)."""
+    from segx.checkpoint import make_checkpoint
+    from segx.io import save_checkpoint
+    from segx.meta import ModelMeta
+    from segx.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lraspp_mobilenet_v3_large", NUM_CLASSES).eval()
+    for name, param in model.named_parameters():
+        if "classifier" in name and name.endswith("bias"):
+            param.data.zero_()
+    path = tmp_path_factory.mktemp("many") / "best.pt"
+    return save_checkpoint(make_checkpoint(model, ModelMeta(arch="lraspp_mobilenet_v3_large", imgsz=64)), path)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("openvino", marks=pytest.mark.slow)])
+def test_eval_a_fixed_shape_export(fmt: str, many_class_checkpoint: Path, synth_voc: Path, tmp_path: Path) -> None:
+    """The default export (fixed 1×3×S×S): eval resizes each image to S, scores at the image's own size, and matches
+    the checkpoint run the same way; S = 48 differs from the 64² images, so the resize path really runs."""
+    from exporters import export
+
+    exported = Path(export(many_class_checkpoint, fmt, imgsz=48, verify=False, out=tmp_path))
+    assert exported.suffix in (".onnx", ".xml") and "dynamic" not in exported.name
+    net, _ = load_model(many_class_checkpoint)
+    image = VOCSegmentation(synth_voc, "val")[0][0]
+    with torch.inference_mode():
+        assert len(net(image[None].float()).argmax(1).unique()) >= 5  # predictions hold many classes
+    ref = evaluate(_AtFixedSize(net, 48), synth_voc, device="cpu", show_progress=False)
+    res = evaluate(exported, synth_voc, device="cpu", show_progress=False)
+    assert res["images"] == ref["images"]
+    assert res["per_class_iou"] == pytest.approx(ref["per_class_iou"], abs=0.01)
+    assert res["miou"] == pytest.approx(ref["miou"], abs=0.005)

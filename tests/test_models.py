@@ -114,7 +114,7 @@ def test_bad_checkpoints_name_the_file(tmp_path: Path) -> None:
     text.write_text("hello")
     with pytest.raises(SegxError, match="notes.pt"):
         load_model(text)
-    with pytest.raises(SegxError, match="missing.pt: checkpoint not found"):
+    with pytest.raises(SegxError, match="missing.pt: segx checkpoint not found"):
         load_model(tmp_path / "missing.pt")
     unknown = _save(model, tmp_path / "unknown.pt", arch="resnet9000")
     with pytest.raises(SegxError, match="unknown.pt: bad checkpoint metadata"):

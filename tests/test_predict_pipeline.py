@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-import segx
+from segx.predict import predict
 from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 from segx.meta import ModelMeta
@@ -87,7 +87,7 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
 
 def test_image_native_size_mask_is_exact(tmp_path: Path) -> None:
     img = scene()
-    results = list(segx.predict(write_png(tmp_path / "a.png", img), ColourRuntime("x")))
+    results = list(predict(write_png(tmp_path / "a.png", img), ColourRuntime("x")))
     assert len(results) == 1
     r = results[0]
     assert r.source == "a" and r.kind == "image" and r.frame_index == 0
@@ -102,7 +102,7 @@ def test_image_native_size_mask_is_exact(tmp_path: Path) -> None:
 
 def test_fixed_shape_model_letterboxes_and_maps_back(tmp_path: Path) -> None:
     img = scene(96, 128)
-    (r,) = segx.predict(write_png(tmp_path / "b.png", img), ColourRuntime("x", fixed=[64, 64]))
+    (r,) = predict(write_png(tmp_path / "b.png", img), ColourRuntime("x", fixed=[64, 64]))
     assert r.mask.shape == (96, 128)
     truth = colour_rule(img)
     assert (r.mask == truth).mean() > 0.97  # half resolution and back: only edge pixels may move
@@ -118,7 +118,7 @@ def test_video_yields_every_frame_in_order(tmp_path: Path) -> None:
     decoded = []
     while (got := cap.read())[0]:
         decoded.append(cv2.cvtColor(got[1], cv2.COLOR_BGR2RGB))
-    with segx.predict(tmp_path / "v.mp4", ColourRuntime("x")) as run:
+    with predict(tmp_path / "v.mp4", ColourRuntime("x")) as run:
         assert run.total == 10
         results = list(run)
     assert [r.frame_index for r in results] == list(range(10))
@@ -130,8 +130,8 @@ def test_video_yields_every_frame_in_order(tmp_path: Path) -> None:
 def test_max_frames_and_early_close_stop_the_threads(tmp_path: Path) -> None:
     write_video(tmp_path / "v.mp4", n=10)
     before = threading.active_count()
-    assert len(list(segx.predict(tmp_path / "v.mp4", ColourRuntime("x"), max_frames=3))) == 3
-    run = segx.predict(tmp_path / "v.mp4", ColourRuntime("x"))
+    assert len(list(predict(tmp_path / "v.mp4", ColourRuntime("x"), max_frames=3))) == 3
+    run = predict(tmp_path / "v.mp4", ColourRuntime("x"))
     next(run)
     run.close()
     assert threading.active_count() == before
@@ -140,28 +140,28 @@ def test_max_frames_and_early_close_stop_the_threads(tmp_path: Path) -> None:
 def test_runtime_error_becomes_one_line_segx_error(tmp_path: Path) -> None:
     write_video(tmp_path / "v.mp4", n=6)
     with pytest.raises(SegxError, match=r"^predict inference failed: ValueError: stand-in failure$"):
-        list(segx.predict(tmp_path / "v.mp4", ColourRuntime("x", fail_after=2)))
+        list(predict(tmp_path / "v.mp4", ColourRuntime("x", fail_after=2)))
 
 
 def test_logits_channels_must_match_metadata(tmp_path: Path) -> None:
     with pytest.raises(SegxError, match="expected .*21 classes"):
-        list(segx.predict(write_png(tmp_path / "a.png", scene()), ColourRuntime("x", channels=5)))
+        list(predict(write_png(tmp_path / "a.png", scene()), ColourRuntime("x", channels=5)))
 
 
 def test_model_without_rgb_input_is_refused(tmp_path: Path) -> None:
     rt = ColourRuntime("x")
     rt.input_shape = (1, 1, 64, 64)
     with pytest.raises(SegxError, match="needs N×3×H×W RGB input"):
-        segx.predict(write_png(tmp_path / "a.png", scene()), rt)
+        predict(write_png(tmp_path / "a.png", scene()), rt)
 
 
 def test_unknown_option_is_named(tmp_path: Path) -> None:
     with pytest.raises(SegxError, match="unknown predict option 'max_frame'.*did you mean 'max_frames'"):
-        segx.predict(write_png(tmp_path / "a.png", scene()), ColourRuntime("x"), max_frame=3)
+        predict(write_png(tmp_path / "a.png", scene()), ColourRuntime("x"), max_frame=3)
 
 
 def test_probabilities_are_a_softmax_at_frame_size(tmp_path: Path) -> None:
-    (r,) = segx.predict(write_png(tmp_path / "a.png", scene()), ColourRuntime("x", fixed=[64, 64]),
+    (r,) = predict(write_png(tmp_path / "a.png", scene()), ColourRuntime("x", fixed=[64, 64]),
                         probabilities=True)
     assert r.probabilities.shape == (21, 48, 64)
     np.testing.assert_allclose(r.probabilities.sum(0), 1.0, atol=1e-5)
@@ -181,10 +181,11 @@ def test_close_before_iterating_releases_the_model(tmp_path: Path) -> None:
     assert closed == [True]
 
 
-def test_import_segx_stays_light_and_predict_is_callable() -> None:
+def test_import_segx_stays_light_and_predict_is_a_plain_function() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, segx; assert 'torch' not in sys.modules and 'cv2' not in sys.modules; "
-            "import segx.predict; assert callable(segx.predict) and segx.predict.predict is not None")
+    code = ("import sys, types, segx; assert 'torch' not in sys.modules and 'cv2' not in sys.modules; "
+            "import segx.predict, segx.api; assert type(segx.predict) is types.ModuleType; "
+            "assert segx.api.predict is segx.predict.predict and isinstance(segx.predict.predict, types.FunctionType)")
     subprocess.run([sys.executable, "-c", code], check=True)

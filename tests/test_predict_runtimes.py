@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from test_predict_pipeline import write_video
 from torch import nn
 
-import segx
+from segx.predict import predict
 from segx.cli import cli
 from segx.data.voc import read_mask
 from segx.meta import ModelMeta
@@ -68,7 +68,7 @@ def lraspp(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def outputs(source: Path, model: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    results = list(segx.predict(source, model, probabilities=True))
+    results = list(predict(source, model, probabilities=True))
     return [r.mask for r in results], [r.probabilities for r in results]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from badinputs import write_video
 from badmodels import save_onnx, tiny_onnx_model
 
-import segx
+from segx.predict import predict
 from segx.predict.writers import OutputWriter
 
 MB = 1 << 20
@@ -23,7 +23,7 @@ def test_predict_memory_stays_flat(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         writer = OutputWriter(tmp_path / "out", overlays=True, regions=True)
-        with segx.predict(video, model) as run:
+        with predict(video, model) as run:
             for r in run:
                 writer.submit(r)
                 if r.frame_index in (100, 200, 299):

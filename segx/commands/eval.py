@@ -52,8 +52,10 @@ def command(data: Path, model: Path, split: str, json_path: Path | None, device:
     from rich.console import Console
 
     from segx.evaluate import evaluate
-    from segx.io import atomic_write_json
+    from segx.io import atomic_write_json, check_output_file
 
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     result = evaluate(model, data, split, device=device, tol=tol, workers=workers)
     console = Console(width=None if sys.stdout.isatty() else 100)
     for table in _table(result):

@@ -80,9 +80,9 @@ def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: 
     --no-verify); a failing --int8 (or --fp16) falls back to the best precision that passes and says so.
 
     \b
-    Output next to the checkpoint: best.onnx, best_int8.onnx, best.xml+best.bin, best_fp16.xml, best.torchscript,
-    best.engine + best.engine.json (TensorRT version, GPU, compute capability: other GPUs are refused) +
-    best.engine.onnx (its source: a foreign engine is rebuilt from it).
+    Output next to the checkpoint: best.onnx (best_dynamic.onnx with --dynamic), best_int8.onnx, best.xml+best.bin,
+    best_fp16.xml, best.torchscript, best.engine + best.engine.json (TensorRT version, GPU, compute capability:
+    other GPUs are refused) + best.engine.onnx (its source: a foreign engine is rebuilt from it).
 
     \b
     Examples:

@@ -7,6 +7,11 @@ import sys
 import click
 
 
+# the table's columns (docs/models.md shows the same ones); the 5th is "GFLOPs @<imgsz>²"
+COLUMNS = ("name", "family", "library", "params (M)", "GFLOPs", "pretrained", "exports (parity-tested)",
+           "train defaults")
+
+
 @click.command("models")
 @click.option("--imgsz", type=click.IntRange(32, 4096), default=512, show_default=True,
               help="Square input size the GFLOPs are counted at.")
@@ -44,10 +49,9 @@ def command(imgsz: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "family", "params (M)", f"GFLOPs @{imgsz}²", "pretrained", "exports (parity-tested)",
-                  "train defaults", title="segx architectures")
+    table = Table(*COLUMNS[:4], f"GFLOPs @{imgsz}²", *COLUMNS[5:], title="segx architectures")
     for r in rows:
-        table.add_row(r["name"], r["family"], f"{r['params_m']:.2f}", f"{r['gflops']:.1f}",
+        table.add_row(r["name"], r["family"], r["library"], f"{r['params_m']:.2f}", f"{r['gflops']:.1f}",
                       ", ".join(r["pretrained"]) or "-", _exports(r),
                       f"{r['optimizer']} {r['lr']:g}, crop {r['crop']}, {r['epochs']} ep")
     Console(width=None if sys.stdout.isatty() else 160).print(table)

@@ -14,8 +14,9 @@ _FIELDS = ("data", "arch", "split", "epochs", "batch", "crop", "lr", "optimizer"
 
 
 @click.command("train")
-@click.option("--data", type=click.Path(path_type=Path), help="VOC folder: VOCdevkit/VOC2012, VOCdevkit or its parent.")
-@click.option("--arch", help="Architecture name (see `segx models`).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="VOC folder: VOCdevkit/VOC2012, VOCdevkit or its parent.  [required unless --resume]")
+@click.option("--arch", help="Architecture name (see `segx models`).  [required unless --resume]")
 @click.option("--split", type=click.Choice(["official", "seed", "aug"]), default="official", show_default=True,
               help="Train/val lists: official = train/val, seed = segx_train/segx_val, aug = train_aug/val.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs [default: the arch's, see `segx models`].")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from segx.demo.run import DemoResult, config_dict
+from segx.demo.config import DemoResult, config_dict
 from segx.errors import SegxError
 from segx.io import atomic_path, atomic_write_text
 

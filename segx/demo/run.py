@@ -2,59 +2,17 @@
 what it made in DemoResult, which the report turns into report.md / report.html."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segx.demo.config import DemoConfig, DemoResult
+from segx.demo.report import write_report
 from segx.errors import SegxError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    out: Path = Path("runs/demo")
-    arch: str = "lraspp_mobilenet_v3_large"
-    n_images: int = 200        # synthetic set size
-    size: int = 256            # synthetic image side
-    epochs: int = 20           # lraspp reaches ~0.7 val mIoU in 20 epochs on 2 CPU cores (docs/benchmarks.md)
-    crop: int | None = None    # None: the arch's default training crop
-    batch: int = 8
-    imgsz: int = 256           # export / bench / predict size
-    bench_min_iters: int = 20
-    bench_min_time: float = 1.0
-    n_verify: int = 16
-    video_frames: int = 60
-    exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8")  # FORMAT[:PRECISION]; +trt on CUDA
-    bench_runtimes: tuple[str, ...] = ("torch", "onnxruntime", "openvino")        # +tensorrt on CUDA
-    bench_precisions: tuple[str, ...] = ("fp32", "bf16", "int8")
-    device: str = "auto"
-    seed: int = 0
-
-    @classmethod
-    def quick(cls, out: Path) -> DemoConfig:
-        """A ~1-minute smoke version (used by the tests): tiny set, one short epoch, tiny exports."""
-        return cls(out=out, n_images=24, size=64, epochs=1, crop=64, batch=4, imgsz=64, bench_min_iters=3,
-                   bench_min_time=0.0, n_verify=4, video_frames=8, exports=("onnx", "openvino:int8"),
-                   bench_runtimes=("torch", "onnxruntime"), bench_precisions=("fp32",))
-
-
-@dataclass
-class DemoResult:
-    config: DemoConfig
-    data: Path | None = None
-    run_dir: Path | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    exports: list[dict[str, Any]] = field(default_factory=list)
-    bench: dict[str, Any] = field(default_factory=dict)
-    predict: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    device: str = "cpu"
-    report: dict[str, Path] = field(default_factory=dict)
 
 
 def _device(requested: str) -> str:
@@ -198,8 +156,6 @@ STAGES = (("synthetic VOC", stage_data), ("train", stage_train), ("evaluate", st
 
 def run_demo(config: DemoConfig | None = None, *, quick: bool = False, out: Path | None = None) -> DemoResult:
     """Run every stage, then write report.md and report.html into config.out; returns what was made."""
-    from segx.demo.report import write_report
-
     cfg = config or (DemoConfig.quick(Path(out or "runs/demo")) if quick else DemoConfig(out=Path(out or "runs/demo")))
     res = DemoResult(config=cfg, device=_device(cfg.device))
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +168,3 @@ def run_demo(config: DemoConfig | None = None, *, quick: bool = False, out: Path
     res.timings["total"] = round(time.perf_counter() - total, 1)
     res.report = write_report(res)
     return res
-
-
-def config_dict(cfg: DemoConfig) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}

@@ -37,7 +37,8 @@ def make_loaders(root: Path, split: str, *, crop: int, batch: int, workers: int,
     if len(train_set) < batch * info.world:
         raise SegxError(f"the '{train_list}' list has {len(train_set)} images, fewer than one batch "
                         f"({batch} × {info.world} processes); lower --batch")
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed + info.rank)  # each rank its own augmentation streams
+    # the sampler's seed is the same on every rank: together the ranks' shards cover the epoch once
     sampler = (DistributedSampler(train_set, info.world, info.rank, shuffle=True, seed=seed, drop_last=True)
                if info.enabled else None)
     train = DataLoader(train_set, batch_size=batch, shuffle=sampler is None, sampler=sampler, drop_last=True,

@@ -51,7 +51,7 @@ class Step:
 def _bar(show: bool, transient: bool = False) -> Progress:
     bar = progress(TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("lr {task.fields[lr]:.2e}"),
                    TextColumn("{task.fields[ips]:.1f} img/s"), transient=transient)
-    bar.disable = not show
+    bar.disable = bar.disable or not show  # never on a non-terminal stderr (segx.log.progress)
     return bar
 
 

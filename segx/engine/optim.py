@@ -81,4 +81,7 @@ def amp_settings(enabled: bool, dtype: str | None, device: torch.device) -> AmpS
         raise unknown_choice("AMP dtype", name, AMP_DTYPES)
     if device.type == "cpu" and name == "fp16":
         raise SegxError("fp16 autocast needs CUDA; use --amp-dtype bf16 on the CPU")
+    if enabled and device.type == "cuda" and name == "bf16" and not torch.cuda.is_bf16_supported():
+        raise SegxError(f"{torch.cuda.get_device_name(device)} does not support bf16; use --amp without --amp-dtype "
+                        f"(fp16 with a loss scaler)")
     return AmpSettings(enabled, AMP_DTYPES[name], device.type)

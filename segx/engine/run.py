@@ -18,7 +18,7 @@ from segx.engine.dist import DistInfo, barrier
 from segx.engine.loop import EpochStats, Step, train_one_epoch, validate
 from segx.engine.optim import amp_settings, build_optimizer, build_scheduler
 from segx.engine.report import write_curves, write_metrics
-from segx.engine.state import capture_rng, restore_rng, seed_everything
+from segx.engine.state import RUN_DEFINING, capture_rng, restore_rng, seed_everything
 from segx.errors import SegxError
 from segx.io import load_checkpoint, save_checkpoint
 from segx.meta import ModelMeta
@@ -40,8 +40,6 @@ class RunState:
 
 
 def _restore(path: Path, cfg: TrainConfig, model: nn.Module, step: Step, generator: torch.Generator) -> RunState:
-    from segx.train import RUN_DEFINING
-
     ckpt = load_checkpoint(path)
     if ckpt["arch"] != cfg.arch:
         raise SegxError(f"{path}: the run trains arch '{ckpt['arch']}', not '{cfg.arch}'")
@@ -52,16 +50,31 @@ def _restore(path: Path, cfg: TrainConfig, model: nn.Module, step: Step, generat
     changed = [k for k in RUN_DEFINING if k in saved and saved[k] != cfg.to_dict()[k]]
     if changed:
         log.warning("resuming with changed %s: the result will differ from an uninterrupted run", ", ".join(changed))
+    same_amp = all(saved.get(k) == cfg.to_dict()[k] for k in ("amp", "amp_dtype"))
+    if not same_amp:
+        log.warning("%s", amp_change_message(saved, cfg.amp, cfg.amp_dtype))
     check_state_dict(model, ckpt["model"], path, f"arch '{cfg.arch}' with {NUM_CLASSES} classes")
     model.load_state_dict(ckpt["model"])
     try:
         step.optimizer.load_state_dict(ckpt["optimizer"])
         step.scheduler.load_state_dict(ckpt["scheduler"])
-        step.scaler.load_state_dict(ckpt.get("scaler") or {})
     except (ValueError, KeyError, RuntimeError) as e:
         raise SegxError(f"{path}: optimizer state does not fit this run ({e}); was --optimizer changed?") from e
+    if same_amp and ckpt.get("scaler"):  # a changed AMP setting starts with a fresh loss scaler
+        step.scaler.load_state_dict(ckpt["scaler"])
     restore_rng(ckpt["rng"], generator)
     return RunState(int(ckpt["epoch"]), float(ckpt.get("best_miou", -1.0)), list(ckpt["history"]))
+
+
+def amp_change_message(saved: dict[str, Any], amp: bool, amp_dtype: str | None) -> str:
+    """What resuming with another --amp / --amp-dtype than the run was trained with does, and how to avoid it."""
+    def describe(on: Any, dtype: Any) -> str:
+        return f"--amp{f' --amp-dtype {dtype}' if dtype else ''}" if on else "no --amp (fp32)"
+
+    before, now = describe(saved.get("amp"), saved.get("amp_dtype")), describe(amp, amp_dtype)
+    return (f"this run was trained with {before} and now resumes with {now}: the remaining epochs use the new setting "
+            f"(with a fresh loss scaler), so the result differs from an uninterrupted run; resume with {before} to "
+            f"continue it as it was")
 
 
 def _row(epoch: int, stats: EpochStats, metrics: dict[str, Any], val_s: float, history: list) -> dict[str, Any]:

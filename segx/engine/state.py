@@ -1,5 +1,5 @@
 """Resumable training state as plain tensors and data (so last.pt loads with weights_only=True): the RNG states of
-torch (CPU and CUDA), numpy, python `random` and the train loader's generator."""
+torch (CPU and CUDA), numpy, python `random` and the train loader's generator; RUN_DEFINING: what a resume must keep."""
 from __future__ import annotations
 
 import random
@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 import torch
+
+# settings that shape the result: a resumed run that changes one of them no longer matches an uninterrupted run
+RUN_DEFINING = ("arch", "split", "epochs", "batch", "crop", "lr", "optimizer", "weight_decay", "warmup_epochs",
+                "aux_weight", "seed", "amp", "amp_dtype")
 
 
 def seed_everything(seed: int) -> None:

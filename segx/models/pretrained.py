@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 
 from torchvision.models import get_weight
 
-from segx.data.constants import CLASSES, NUM_CLASSES
-from segx.errors import SegxError, unknown_choice
+from segx.data.constants import NUM_CLASSES
+from segx.errors import SegxError
 from segx.models import hub
+from segx.models.weights import check_state_dict, load_weights
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from segx.meta import ModelMeta
 
 SOURCES = ("torchvision", "imagenet")  # besides a URL or a file
 SPEC_PREFIX = "torchvision:"           # model spec accepted wherever a model file is: torchvision:NAME
@@ -54,8 +53,6 @@ def sources(arch: str) -> tuple[str, ...]:
 
 def apply_weights(model: nn.Module, arch: str, weights: str | Path, num_classes: int) -> None:
     """Initialise a freshly built `model` of `arch` from `weights`: a source name, an http(s) URL or a file."""
-    from segx.checkpoint import load_weights
-
     text = str(weights)
     if text in SOURCES:
         if text not in sources(arch):
@@ -74,8 +71,6 @@ def apply_weights(model: nn.Module, arch: str, weights: str | Path, num_classes:
 
 
 def load_torchvision(model: nn.Module, arch: str, num_classes: int) -> None:
-    from segx.checkpoint import check_state_dict
-
     if num_classes != NUM_CLASSES:
         raise SegxError(f"torchvision's '{arch}' weights predict VOC's {NUM_CLASSES} classes, not {num_classes}")
     path = hub.fetch(TORCHVISION[arch])
@@ -108,8 +103,6 @@ def load_smp_encoder(model: nn.Module, encoder: str) -> None:
     path = hub.fetch_hf(settings["repo_id"], settings["revision"])
     state = hub.load_state_dict(path)
     target = model.get_submodule("net.encoder")
-    from segx.checkpoint import check_state_dict
-
     check_state_dict(target, state, path, f"smp's {encoder} encoder")
     target.load_state_dict(state)
 
@@ -118,17 +111,3 @@ def spec_arch(text: str | Path) -> str | None:
     """The arch of a "torchvision:NAME" model spec, or None when `text` is not one."""
     text = str(text)
     return text[len(SPEC_PREFIX):] if text.startswith(SPEC_PREFIX) else None
-
-
-def load_spec(text: str | Path) -> tuple[nn.Module, ModelMeta]:
-    """"torchvision:NAME" -> (NAME with torchvision's COCO-with-VOC-labels weights, in eval mode; its ModelMeta)."""
-    from segx.meta import ModelMeta
-    from segx.models.registry import build_model
-
-    arch = spec_arch(text) or ""
-    if arch not in TORCHVISION:
-        raise unknown_choice("pretrained model", f"{SPEC_PREFIX}{arch}", [SPEC_PREFIX + a for a in TORCHVISION])
-    model = build_model(arch, NUM_CLASSES, weights="torchvision").eval()
-    meta = ModelMeta(arch=arch, classes=CLASSES, imgsz=TORCHVISION_IMGSZ,
-                     extra={"weights": "torchvision", "url": TORCHVISION[arch]})
-    return model, meta

@@ -1,64 +1,10 @@
-"""Segment images, folders, videos, webcams and streams with any segx model: `segx.predict(source, model)` returns an
-iterator of `Result`s (mask, regions, overlay). The CLI `segx predict` drives the same iterator and writes files."""
-from __future__ import annotations
-
-import dataclasses
-import sys
-import types
-from pathlib import Path
-from typing import Any
-
-from segx.errors import unknown_choice
+"""Segment images, folders, videos, webcams and streams with any segx model: `predict(source, model)` (here, or
+segx.api.predict) returns an iterator of `Result`s (mask, regions, overlay). The CLI `segx predict` drives the same
+iterator through `predict_to_dir` and writes files."""
 from segx.predict.pipeline import PredictOptions, PredictRun, Result
 from segx.predict.regions import Region
-from segx.predict.sources import MAX_PIXELS, open_source
-
-
-def predict(source: str | int | Path, model: str | Path | Any, *, device: str = "cpu", runtime: str | None = None,
-            precision: str = "fp32", threads: int | None = None, max_pixels: int = MAX_PIXELS,
-            **options: Any) -> PredictRun:
-    """Segment `source` (image, folder, glob, video file, webcam index, rtsp/http URL) with `model` (a model file
-    segx made: .pt, .onnx, .xml, .engine, .torchscript — or an already opened `segx.runtimes.Runtime`).
-
-    Keyword options are `PredictOptions` fields (imgsz, alpha, boundaries, overlay, confidence, probabilities,
-    include_background, min_area, max_frames). Iterate the result for one `Result` per frame; it is also a context
-    manager, and `close()` stops reading early.
-
-        for r in segx.predict("street.mp4", "runs/lraspp/best.onnx", max_frames=10):
-            print(r.frame_index, [(g.class_name, g.area) for g in r.regions])
-    """
-    from segx.runtimes import Runtime, load_runtime
-
-    known = {f.name for f in dataclasses.fields(PredictOptions)}
-    for key in options:
-        if key not in known:
-            raise unknown_choice("predict option", key, known)
-    opts = PredictOptions(**options)
-    src = open_source(source, max_pixels=max_pixels)
-    try:
-        if isinstance(model, Runtime):
-            return PredictRun(src, model, opts, own_runtime=False)
-        rt = load_runtime(model, runtime, device=device, precision=precision, threads=threads)
-        try:
-            return PredictRun(src, rt, opts, own_runtime=True)
-        except BaseException:
-            rt.close()
-            raise
-    except BaseException:
-        src.close()
-        raise
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this package binds `segx.predict` to the module, so the module itself forwards calls to
-    `predict()`: `segx.predict(source, model)` works whichever way segx.predict was first reached."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> PredictRun:
-        return predict(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-from segx.predict.save import predict_to_dir  # noqa: E402 - after predict(), which it calls
+from segx.predict.run import predict
+from segx.predict.save import predict_to_dir
+from segx.predict.sources import open_source
 
 __all__ = ["PredictOptions", "PredictRun", "Region", "Result", "open_source", "predict", "predict_to_dir"]

@@ -1,9 +1,10 @@
 """The predict pipeline: a reader thread (decode + pre-process) -> an inference thread -> a post-processing thread
 (mask, regions, overlay) -> the caller, joined by bounded queues so decoding, inference and drawing overlap.
-`PredictRun` is the iterator of `Result`s that `segx.predict()` returns and the CLI drives."""
+`PredictRun` is the iterator of `Result`s that `segx.predict.predict()` returns and the CLI drives."""
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import threading
 import time
@@ -19,6 +20,8 @@ from segx.predict.overlay import palette_lut, render
 from segx.predict.preprocess import Letterbox, check_model, from_logits, plan_letterbox, size_multiple, to_input
 from segx.predict.regions import Region, find_regions
 from segx.predict.sources import Frame, Source
+
+log = logging.getLogger(__name__)
 
 _END = object()
 _POLL_S = 0.1
@@ -84,6 +87,9 @@ class PredictRun:
 
     def __init__(self, source: Source, runtime: Runtime, options: PredictOptions, *, own_runtime: bool) -> None:
         check_model(runtime.input_shape, runtime.meta, str(runtime.model_path))
+        if options.imgsz is not None and runtime.fixed_hw is not None:
+            log.warning("%s takes %dx%d images only (a fixed-shape export): --imgsz %d is ignored; export with "
+                        "--dynamic to choose the size", runtime.model_path.name, *runtime.fixed_hw, options.imgsz)
         self.source, self.runtime, self.options = source, runtime, options
         self.meta = runtime.meta
         self.total = source.total if options.max_frames is None else min(source.total or options.max_frames,

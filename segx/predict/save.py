@@ -21,7 +21,7 @@ def predict_to_dir(source: str | int | Path, model: str | Path | Any, out: str |
 
     Returns {"out", "frames", "seconds", "fps", "skipped", "interrupted", "runtime"}. Ctrl-C stops reading, writes
     what was segmented (videos stay playable) and returns with interrupted=True."""
-    from segx.predict import predict
+    from segx.predict.run import predict
     from segx.predict.writers import OutputWriter, Window, new_run_dir
 
     window = Window() if show else None
@@ -32,7 +32,7 @@ def predict_to_dir(source: str | int | Path, model: str | Path | Any, out: str |
     interrupted, start = False, time.perf_counter()
     try:
         bar = progress(TextColumn("{task.fields[fps]:.1f} FPS"))
-        bar.disable = not show_progress
+        bar.disable = bar.disable or not show_progress
         with bar:
             task = bar.add_task(f"predict {source}", total=run.total, fps=0.0)
             for r in run:

@@ -101,7 +101,8 @@ class ImageFiles(Source):
             try:
                 image = read_still(path, self.max_pixels)
             except SegxError as e:
-                log.warning("skipped %s", e)
+                if self.total > 1:  # a lone image that fails is the run's one error line, not a warning too
+                    log.warning("skipped %s", e)
                 self.skipped.append((str(path), str(e)))
                 continue
             yield Frame(image, name, 0, 0.0, 1, "image")

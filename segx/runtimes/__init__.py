@@ -4,18 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from segx.runtimes.base import Runtime, RuntimeUnavailable
+from segx.runtimes.base import RUNTIMES, Runtime, RuntimeUnavailable, register_runtime
 from segx.errors import SegxError, unknown_choice
-
-RUNTIMES: dict[str, type[Runtime]] = {}
-
-
-def register_runtime(cls: type[Runtime]) -> type[Runtime]:
-    if cls.name in RUNTIMES:
-        raise ValueError(f"runtime '{cls.name}' registered twice")
-    RUNTIMES[cls.name] = cls
-    return cls
-
 
 def get_runtime(name: str) -> type[Runtime]:
     _import_all()

@@ -74,3 +74,14 @@ class Runtime(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# name -> class, in registration order (= preference order for a file suffix); filled by the adapter modules
+RUNTIMES: dict[str, type[Runtime]] = {}
+
+
+def register_runtime(cls: type[Runtime]) -> type[Runtime]:
+    if cls.name in RUNTIMES:
+        raise ValueError(f"runtime '{cls.name}' registered twice")
+    RUNTIMES[cls.name] = cls
+    return cls

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import torch
 
-from segx.runtimes import register_runtime
+from segx.runtimes.base import register_runtime
 from segx.runtimes.base import RuntimeUnavailable
 from segx.runtimes.torch_rt import TorchRuntime
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from segx.runtimes import register_runtime
+from segx.runtimes.base import register_runtime
 from segx.runtimes.base import Runtime, RuntimeUnavailable
 from segx.runtimes.common import check_batch, dims_to_shape, file_precision
 from segx.errors import SegxError

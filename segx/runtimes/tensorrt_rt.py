@@ -12,7 +12,7 @@ import numpy as np
 
 from segx.errors import SegxError
 from segx.io import atomic_write_bytes, atomic_write_json
-from segx.runtimes import register_runtime
+from segx.runtimes.base import register_runtime
 from segx.runtimes.base import Runtime, RuntimeUnavailable
 from segx.runtimes.common import check_batch, dims_to_shape, file_precision
 from segx.runtimes.tensorrt_engine import (REBUILD, Profile, build_engine, current_env, device_index,

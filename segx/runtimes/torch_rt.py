@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segx.runtimes import register_runtime
+from segx.runtimes.base import register_runtime
 from segx.runtimes.base import Runtime, RuntimeUnavailable
 from segx.runtimes.common import check_batch
 from segx.errors import SegxError

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import torch
 
-from segx.runtimes import register_runtime
+from segx.runtimes.base import register_runtime
 from segx.runtimes.base import Runtime
 from segx.runtimes.common import check_batch
 from segx.runtimes.torch_rt import cuda_check
