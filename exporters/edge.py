@@ -21,11 +21,18 @@ log = logging.getLogger(__name__)
 
 EDGE_FORMATS = ("executorch", "litert", "ncnn")
 # (arch, format) -> why it does not convert; measured with `segx export` at 64² (docs/edge.md, "Arch coverage")
-KNOWN_LIMITS: dict[tuple[str, str], str] = {}
+KNOWN_LIMITS: dict[tuple[str, str], str] = {
+    ("segformer_mit_b0", "ncnn"): "pnnx keeps the MiT attention's torch.unbind, a layer ncnn does not have",
+}
 
 
 def limitation(arch: str, fmt: str) -> str | None:
     return KNOWN_LIMITS.get((arch, fmt))
+
+
+def arch_limits(arch: str) -> dict[str, str]:
+    """format -> reason, for every edge format `arch` is known not to convert to."""
+    return {fmt: reason for (a, fmt), reason in KNOWN_LIMITS.items() if a == arch}
 
 
 def refuse_known(job: ExportJob, fmt: str) -> None:
