@@ -40,18 +40,35 @@ class LiteRTRuntime(Runtime):
         except Exception as e:  # noqa: BLE001 - the interpreter raises ValueError / RuntimeError
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise SegxError(f"{self.model_path}: LiteRT cannot load it ({first[:200]})") from e
-        inp, out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
-        if inp["dtype"] != np.float32 or tuple(inp["shape"]) != fixed_input(self.meta):
-            raise SegxError(f"{self.model_path}: input is {inp['dtype'].__name__} {tuple(inp['shape'])}, segx feeds "
-                            f"float32 {fixed_input(self.meta)}; re-export with segx export --fmt litert")
-        self.input_index, self.output_index = inp["index"], out["index"]
+        self.input, self.output = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        shape = tuple(int(d) for d in self.input["shape"])
+        if self.input["dtype"] not in (np.float32, np.int8, np.uint8) or shape != fixed_input(self.meta):
+            raise SegxError(f"{self.model_path}: input is {np.dtype(self.input['dtype']).name} {shape}, segx feeds "
+                            f"N×3×H×W images {fixed_input(self.meta)}; re-export with segx export --fmt litert")
         self.input_shape = fixed_input(self.meta)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(self.name, self.input_shape, batch)
-        self.interpreter.set_tensor(self.input_index, batch)
+        self.interpreter.set_tensor(self.input["index"], quantize(batch, self.input))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index).astype(np.float32, copy=True)
+        return dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
 
     def close(self) -> None:
         self.interpreter = None
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """float32 -> the tensor's dtype: an INT8 model with integer I/O takes q = round(x / scale) + zero_point."""
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return x
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
+    if q.dtype == np.float32:
+        return q.copy()
+    scale, zero = detail["quantization"]
+    return ((q.astype(np.float32) - zero) * scale).astype(np.float32)
