@@ -13,6 +13,7 @@ DEVICES = ("cpu", "cuda")
 # what `segx bench` runs when --runtimes / --precisions are not given, per device
 DEFAULT_RUNTIMES = {"cpu": ("torch", "onnxruntime", "openvino"), "cuda": ("torch", "onnxruntime", "tensorrt")}
 DEFAULT_PRECISIONS = {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "int8")}
+EDGE_RUNTIMES = ("executorch", "litert", "ncnn")  # pip install 'segx[edge]'
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,20 @@ def check_names(runtimes: tuple[str, ...], precisions: tuple[str, ...]) -> None:
     for p in precisions:
         if p not in PRECISIONS:
             raise unknown_choice("precision", p, PRECISIONS)
+
+
+def installed_edge_runtimes(device: str = "cpu") -> tuple[str, ...]:
+    """The edge runtimes that can run on `device` here (their segx[edge] packages are installed)."""
+    from segx.runtimes import RuntimeUnavailable, get_runtime
+
+    def ok(name: str) -> bool:
+        try:
+            get_runtime(name).check_available(device)
+        except RuntimeUnavailable:
+            return False
+        return True
+
+    return tuple(name for name in EDGE_RUNTIMES if ok(name))
 
 
 def check_device(device: str) -> str:

@@ -145,9 +145,10 @@ def test_missing_package_names_the_install_line(runtime: str, module: str, monke
         monkeypatch.delitem(__import__("sys").modules, key)
     with pytest.raises(RuntimeUnavailable, match=r"pip install 'segx\[edge\]'"):
         get_runtime(runtime).check_available()
-    from bench.matrix import skip_reason
+    from bench.matrix import installed_edge_runtimes, skip_reason
 
     assert "pip install 'segx[edge]'" in (skip_reason(runtime, "fp32", "cpu") or "")
+    assert runtime not in installed_edge_runtimes()  # `make demo` leaves it out of its bench matrix
 
 
 @pytest.mark.parametrize("fmt", EDGE)

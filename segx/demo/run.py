@@ -32,6 +32,7 @@ class DemoConfig:
     exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8")  # FORMAT[:PRECISION]; +trt on CUDA
     bench_runtimes: tuple[str, ...] = ("torch", "onnxruntime", "openvino")        # +tensorrt on CUDA
     bench_precisions: tuple[str, ...] = ("fp32", "bf16", "int8")
+    bench_edge: bool = True    # add the edge runtimes (executorch, litert, ncnn) that are installed (segx[edge])
     device: str = "auto"
     seed: int = 0
 
@@ -40,7 +41,7 @@ class DemoConfig:
         """A ~1-minute smoke version (used by the tests): tiny set, one short epoch, tiny exports."""
         return cls(out=out, n_images=24, size=64, epochs=1, crop=64, batch=4, imgsz=64, bench_min_iters=3,
                    bench_min_time=0.0, n_verify=4, video_frames=8, exports=("onnx", "openvino:int8"),
-                   bench_runtimes=("torch", "onnxruntime"), bench_precisions=("fp32",))
+                   bench_runtimes=("torch", "onnxruntime"), bench_precisions=("fp32",), bench_edge=False)
 
 
 @dataclass
@@ -131,7 +132,10 @@ def stage_bench(cfg: DemoConfig, res: DemoResult) -> None:
 
     assert res.run_dir is not None and res.data is not None
     cuda = res.device.startswith("cuda")
-    runtimes = cfg.bench_runtimes + (("tensorrt",) if cuda else ())
+    from bench.matrix import installed_edge_runtimes
+
+    runtimes = cfg.bench_runtimes + (("tensorrt",) if cuda else ()) + \
+        (installed_edge_runtimes(res.device) if cfg.bench_edge else ())
     precisions = tuple(p for p in cfg.bench_precisions if p != "bf16" or not cuda) + (("fp16",) if cuda else ())
     bc = BenchConfig(models=(str(res.run_dir / "best.pt"),), runtimes=runtimes, precisions=precisions,
                      data=str(res.data), n_images=cfg.n_verify, imgsz=cfg.imgsz, batches=(1,),
