@@ -30,6 +30,10 @@ class ExecuTorchRuntime(Runtime):
             raise SegxError(f"{self.model_path}: ExecuTorch program not found")
         self.meta = read_sidecar(self.model_path, "executorch")
         self.precision = file_precision(self.name, self.model_path, self.precision, self.meta.precision)
+        if self.threads:  # XNNPACK's threadpool is process-wide; the default is one thread per core
+            from executorch.extension.pybindings import portable_lib
+
+            portable_lib._unsafe_reset_threadpool(self.threads)
         try:
             program = et.Runtime.get().load_program(self.model_path)
             self.method = program.load_method("forward")
