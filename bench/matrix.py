@@ -128,6 +128,10 @@ def skip_reason(runtime: str, precision: str, device: str) -> str | None:
     kind = check_device(device)
     recipe = RECIPES.get((runtime, precision))
     ways = [p for p in PRECISIONS if (runtime, p) in RECIPES]
+    if (runtime, precision) == ("ncnn", "int8"):
+        from exporters.ncnn import NCNN_INT8_REASON
+
+        return NCNN_INT8_REASON
     if recipe is None:
         return f"segx has no {precision} path for {runtime} (it runs {runtime} in {', '.join(ways)})"
     if kind not in recipe.devices:

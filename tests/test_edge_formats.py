@@ -185,3 +185,6 @@ def test_bench_skips_edge_rows_it_cannot_make() -> None:
     why = {(r.runtime, r.batch): r.skip or "" for r in rows}
     assert "torch.unbind" in why["ncnn", 1] and "batch 1" in why["executorch", 8]
     assert why["executorch", 1] == "" or "segx[edge]" in why["executorch", 1]
+    lraspp = ModelSource("lraspp_mobilenet_v3_large", Path("x.pt"), "lraspp", trained=False)
+    (row,) = plan_rows([lraspp], ("ncnn",), ("int8",), (1,), device="cpu", imgsz=64)
+    assert "ncnn2table" in (row.skip or "")
