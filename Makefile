@@ -23,7 +23,7 @@ install:
 	  rm -rf "$(VENV)" && mkdir -p "$(VENV_HOME)" && \
 	  $(PY) -m venv "$(VENV)" && \
 	  "$(VENV)/bin/pip" install -q --upgrade pip setuptools wheel && \
-	  "$(VENV)/bin/pip" install -q -c constraints.txt -e ".[cpu,test]" && \
+	  "$(VENV)/bin/pip" install -q -c constraints.txt -e ".[cpu,edge,test]" && \
 	  touch "$(VENV)/.complete" && \
 	  find "$(VENV_HOME)" -mindepth 1 -maxdepth 1 ! -name "$(HASH)" -exec rm -rf {} + ; \
 	fi

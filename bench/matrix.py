@@ -13,6 +13,7 @@ DEVICES = ("cpu", "cuda")
 # what `segx bench` runs when --runtimes / --precisions are not given, per device
 DEFAULT_RUNTIMES = {"cpu": ("torch", "onnxruntime", "openvino"), "cuda": ("torch", "onnxruntime", "tensorrt")}
 DEFAULT_PRECISIONS = {"cpu": ("fp32", "bf16", "int8"), "cuda": ("fp32", "fp16", "int8")}
+EDGE_RUNTIMES = ("executorch", "litert", "ncnn")  # pip install 'segx[edge]'
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Recipe:
     int8: bool = False                # needs calibration data
     devices: tuple[str, ...] = DEVICES
     note: str = ""
+    batch1: bool = False              # the format exports fixed batch 1 only (no --dynamic): other batches skip
 
 
 RECIPES: dict[tuple[str, str], Recipe] = {
@@ -44,6 +46,15 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("tensorrt", "fp32"): Recipe("trt", devices=("cuda",)),
     ("tensorrt", "fp16"): Recipe("trt", fp16=True, devices=("cuda",)),
     ("tensorrt", "int8"): Recipe("trt", int8=True, devices=("cuda",), note="explicit Q/DQ, strongly typed"),
+    # edge formats (pip install 'segx[edge]'): CPU here, fixed batch-1 files
+    ("executorch", "fp32"): Recipe("executorch", devices=("cpu",), batch1=True, note="XNNPACK delegate"),
+    ("executorch", "int8"): Recipe("executorch", int8=True, devices=("cpu",), batch1=True,
+                                   note="PT2E XNNPACKQuantizer, per-channel"),
+    ("litert", "fp32"): Recipe("litert", devices=("cpu",), batch1=True, note="XNNPACK delegate"),
+    ("litert", "fp16"): Recipe("litert", fp16=True, devices=("cpu",), batch1=True, note="fp16 weights, fp32 compute"),
+    ("litert", "int8"): Recipe("litert", int8=True, devices=("cpu",), batch1=True, note="PT2E static, per-channel"),
+    ("ncnn", "fp32"): Recipe("ncnn", devices=("cpu",), batch1=True),
+    ("ncnn", "fp16"): Recipe("ncnn", fp16=True, devices=("cpu",), batch1=True, note="fp16 storage, fp32 compute"),
 }
 
 
@@ -89,6 +100,20 @@ def check_names(runtimes: tuple[str, ...], precisions: tuple[str, ...]) -> None:
             raise unknown_choice("precision", p, PRECISIONS)
 
 
+def installed_edge_runtimes(device: str = "cpu") -> tuple[str, ...]:
+    """The edge runtimes that can run on `device` here (their segx[edge] packages are installed)."""
+    from segx.runtimes import RuntimeUnavailable, get_runtime
+
+    def ok(name: str) -> bool:
+        try:
+            get_runtime(name).check_available(device)
+        except RuntimeUnavailable:
+            return False
+        return True
+
+    return tuple(name for name in EDGE_RUNTIMES if ok(name))
+
+
 def check_device(device: str) -> str:
     kind = device.split(":")[0]
     if kind not in DEVICES:
@@ -103,6 +128,10 @@ def skip_reason(runtime: str, precision: str, device: str) -> str | None:
     kind = check_device(device)
     recipe = RECIPES.get((runtime, precision))
     ways = [p for p in PRECISIONS if (runtime, p) in RECIPES]
+    if (runtime, precision) == ("ncnn", "int8"):
+        from exporters.ncnn import NCNN_INT8_REASON
+
+        return NCNN_INT8_REASON
     if recipe is None:
         return f"segx has no {precision} path for {runtime} (it runs {runtime} in {', '.join(ways)})"
     if kind not in recipe.devices:
@@ -132,17 +161,28 @@ def plan_rows(sources: list[ModelSource], runtimes: tuple[str, ...], precisions:
         raise SegxError(f"--batch values must be positive integers (got {', '.join(map(str, batches))})")
     reasons = {(r, p): skip_reason(r, p, device) for r, p in itertools.product(runtimes, precisions)}
     return [RowPlan(src, r, p, b, device, imgsz, RECIPES.get((r, p)),
-                    arch_skip(src.arch, RECIPES.get((r, p))) or reasons[r, p])
+                    arch_skip(src.arch, RECIPES.get((r, p))) or batch_skip(RECIPES.get((r, p)), b) or reasons[r, p])
             for src, r, p, b in itertools.product(sources, runtimes, precisions, batches)]
 
 
+def batch_skip(recipe: Recipe | None, batch: int) -> str | None:
+    if recipe is not None and recipe.batch1 and batch != 1:
+        return f"{recipe.fmt} exports are fixed-shape batch 1 in segx (no dynamic batch)"
+    return None
+
+
 def arch_skip(arch: str, recipe: Recipe | None) -> str | None:
-    """Why `arch` cannot make the row's model file (a format outside its ArchSpec.export_formats), or None."""
+    """Why `arch` cannot make the row's model file (a format outside its ArchSpec.export_formats, or an arch x
+    format pair measured not to convert: exporters.edge.KNOWN_LIMITS), or None."""
+    from exporters.edge import limitation
     from segx.models import get_arch
 
     if recipe is None or recipe.fmt is None:
         return None
     spec = get_arch(arch)
+    known = limitation(arch, recipe.fmt)
+    if known:
+        return f"{arch} does not export to {recipe.fmt}: {known}"
     if recipe.fmt in spec.export_formats:
         return None
     return spec.export_notes.get(recipe.fmt) or f"{arch} does not export to {recipe.fmt}"

@@ -43,9 +43,9 @@ def one_line(e: BaseException) -> str:
 
 
 def model_size_mb(path: Path) -> float:
-    """Size of a model on disk: the file, plus its weights file (.xml -> .bin), or a folder's files."""
+    """Size of a model on disk: the file, plus its weights file (.xml / .ncnn.param -> .bin), or a folder's files."""
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+    if path.suffix in (".xml", ".param") and path.with_suffix(".bin").is_file():
         files.append(path.with_suffix(".bin"))
     return sum(f.stat().st_size for f in files) / 2**20
 

@@ -9,7 +9,11 @@ from typing import Any
 
 from torch import nn
 
+from exporters.edge import checker
+from exporters.executorch import export_executorch
 from exporters.job import ExportJob, ExportOptions
+from exporters.litert import export_litert
+from exporters.ncnn import export_ncnn
 from exporters.onnx import export_onnx
 from exporters.openvino import export_openvino
 from exporters.pipeline import Attempt, ExportResult, run
@@ -43,6 +47,12 @@ FORMATS: dict[str, Format] = {f.key: f for f in (
     Format("openvino", ("ov",), ".xml", export_openvino, ("dynamic", "fp16", "int8", "simplify", "opset"),
            "openvino", ("cpu",), (".bin",)),
     Format("torchscript", ("ts", "jit"), ".torchscript", export_torchscript, ("dynamic",), "torchscript"),
+    Format("executorch", ("pte", "et"), ".pte", export_executorch, ("int8",), "executorch", ("cpu",),
+           (".pte.json",), checker("executorch.exir", "executorch", "executorch")),
+    Format("litert", ("tflite",), ".tflite", export_litert, ("fp16", "int8"), "litert", ("cpu",),
+           (".tflite.json",), checker("litert_torch", "litert", "litert-torch")),
+    Format("ncnn", (), ".ncnn.param", export_ncnn, ("fp16", "int8"), "ncnn", ("cpu",),
+           (".bin", ".param.json"), checker("pnnx", "ncnn", "pnnx")),
 )}
 
 

@@ -48,13 +48,15 @@ def verdict_table(result: ExportResult) -> Table:
 @click.command("export", short_help="Export a checkpoint (ONNX, TensorRT, OpenVINO, TorchScript) + parity check.")
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path),
               help="segx checkpoint to export (runs/NAME/best.pt), or torchvision:NAME (published VOC weights).")
-@click.option("--fmt", required=True, help="onnx | trt (alias engine, tensorrt) | openvino | torchscript.")
+@click.option("--fmt", required=True, help="onnx | trt (alias engine, tensorrt) | openvino | torchscript | executorch | litert | ncnn "
+              "(edge formats: pip install 'segx[edge]').")
 @click.option("--imgsz", type=int, default=512, show_default=True, help="Square input size (fixed shape; "
               "with --dynamic the optimisation / parity size).")
 @click.option("--dynamic", is_flag=True, help="Dynamic batch and H/W (onnx, trt, openvino, torchscript).")
-@click.option("--fp16", is_flag=True, help="FP16 (onnx, trt: an fp16 graph, float32 I/O and sensitive ops; openvino: "
-              "fp16-compressed weights).")
-@click.option("--int8", is_flag=True, help="INT8 calibrated on --data (onnx, trt, openvino); falls back to the best "
+@click.option("--fp16", is_flag=True, help="FP16 (onnx, trt: an fp16 graph, float32 I/O and sensitive ops; openvino, "
+              "litert, ncnn: fp16-stored weights).")
+@click.option("--int8", is_flag=True, help="INT8 calibrated on --data (onnx, trt, openvino, executorch, litert); falls back "
+              "to the best "
               "precision that passes its parity gate.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="VOC root: images for INT8 calibration and the parity check (without it: random inputs, "

@@ -35,6 +35,7 @@ def command(imgsz: int, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from exporters.edge import arch_limits
     from segx.models import get_arch, list_archs
     from segx.models.profile import profile
 
@@ -43,8 +44,9 @@ def command(imgsz: int, as_json: bool) -> None:
         spec, prof = get_arch(name), profile(name, imgsz)
         rows.append({"name": name, "family": spec.family, "library": spec.library, "params_m": prof.params / 1e6,
                      "gflops": prof.flops / 1e9, "imgsz": imgsz, "pretrained": list(spec.pretrained),
-                     "export_formats": list(spec.export_formats), "parity_tested": list(spec.parity_tested),
-                     "export_notes": dict(spec.export_notes), "optimizer": spec.optimizer, "lr": spec.lr,
+                     "export_formats": [f for f in spec.export_formats if f not in arch_limits(name)],
+                     "parity_tested": list(spec.parity_tested),
+                     "export_notes": {**spec.export_notes, **arch_limits(name)}, "optimizer": spec.optimizer, "lr": spec.lr,
                      "crop": spec.crop, "epochs": spec.epochs, "description": spec.description})
     if as_json:
         click.echo(json.dumps(rows, indent=2))

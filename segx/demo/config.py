@@ -25,6 +25,7 @@ class DemoConfig:
     exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8")  # FORMAT[:PRECISION]; +trt on CUDA
     bench_runtimes: tuple[str, ...] = ("torch", "onnxruntime", "openvino")        # +tensorrt on CUDA
     bench_precisions: tuple[str, ...] = ("fp32", "bf16", "int8")
+    bench_edge: bool = True    # add the edge runtimes (executorch, litert, ncnn) that are installed (segx[edge])
     device: str = "auto"
     seed: int = 0
 
@@ -33,7 +34,7 @@ class DemoConfig:
         """A ~1-minute smoke version (used by the tests): tiny set, one short epoch, tiny exports."""
         return cls(out=out, n_images=24, size=64, epochs=1, crop=64, batch=4, imgsz=64, bench_min_iters=3,
                    bench_min_time=0.0, n_verify=4, video_frames=8, exports=("onnx", "openvino:int8"),
-                   bench_runtimes=("torch", "onnxruntime"), bench_precisions=("fp32",))
+                   bench_runtimes=("torch", "onnxruntime"), bench_precisions=("fp32",), bench_edge=False)
 
 
 @dataclass

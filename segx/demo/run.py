@@ -89,7 +89,10 @@ def stage_bench(cfg: DemoConfig, res: DemoResult) -> None:
 
     assert res.run_dir is not None and res.data is not None
     cuda = res.device.startswith("cuda")
-    runtimes = cfg.bench_runtimes + (("tensorrt",) if cuda else ())
+    from bench.matrix import installed_edge_runtimes
+
+    runtimes = cfg.bench_runtimes + (("tensorrt",) if cuda else ()) + \
+        (installed_edge_runtimes(res.device) if cfg.bench_edge else ())
     precisions = tuple(p for p in cfg.bench_precisions if p != "bf16" or not cuda) + (("fp16",) if cuda else ())
     bc = BenchConfig(models=(str(res.run_dir / "best.pt"),), runtimes=runtimes, precisions=precisions,
                      data=str(res.data), n_images=cfg.n_verify, imgsz=cfg.imgsz, batches=(1,),

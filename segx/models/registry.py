@@ -15,7 +15,7 @@ from segx.errors import SegxError, unknown_choice
 Builder = Callable[[int], nn.Module]  # num_classes -> model (random init, nothing downloaded)
 
 # Export formats the registered archs are expected to export to (plain conv nets, static control flow).
-DEFAULT_EXPORTS: tuple[str, ...] = ("onnx", "openvino", "torchscript", "trt")
+DEFAULT_EXPORTS: tuple[str, ...] = ("onnx", "openvino", "torchscript", "trt", "executorch", "litert", "ncnn")
 # Formats whose export + parity check the test suite runs for every arch on a CPU (tests/test_export_archs.py);
 # TensorRT needs a GPU (tests/test_export_tensorrt.py), so it is only listed once a GPU run has shown it.
 PARITY_TESTED: tuple[str, ...] = ("onnx", "openvino", "torchscript")

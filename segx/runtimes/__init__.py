@@ -39,6 +39,7 @@ def _import_all() -> None:
     # Each module registers its class at import; heavy packages are imported inside the classes.
     from segx.runtimes import (compile_rt, onnxruntime_rt, openvino_rt, tensorrt_rt,  # noqa: F401
                                 torch_rt, torchscript_rt)
+    from segx.runtimes import executorch_rt, litert_rt, ncnn_rt  # noqa: F401 - edge runtimes (segx[edge])
 
 
 __all__ = ["RUNTIMES", "Runtime", "RuntimeUnavailable", "get_runtime", "load_runtime", "register_runtime",
