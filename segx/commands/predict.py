@@ -21,7 +21,8 @@ import click
               help="Draw each region's boundary on the overlay.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ... (as the runtime supports).")
 @click.option("--runtime", default=None, help="Runtime to use instead of the one the model's suffix picks "
-              "(torch, compile, torchscript, onnxruntime, openvino, tensorrt; `compile` = torch.compile of a .pt).")
+              "(torch, compile, torchscript, onnxruntime, openvino, tensorrt, executorch, litert, ncnn; "
+              "`compile` = torch.compile of a .pt).")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, fp16, bf16 or int8, as the runtime has.")
 @click.option("--imgsz", type=click.IntRange(32), default=None,
               help="Dynamic-shape models: scale frames so the long side is at most this (default: native size). "
