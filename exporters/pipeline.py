@@ -131,7 +131,7 @@ class _Rejected(Exception):
 def attempt(row: Format, source: Source, opts: ExportOptions, precision: str,
             traced: dict[object, object] | None = None) -> Attempt:
     """Export one precision to a temp name, verify it, and rename it (and its companions) into place if it passes."""
-    final = output_path(source, opts.out, precision, row.suffix)
+    final = output_path(source, opts.out, precision, row.suffix, opts.head)
     job = make_job(source, opts, precision, final.parent, traced)
     result = Attempt(precision, final)
     start = time.perf_counter()
@@ -191,7 +191,7 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
         except SegxError as e:
             if precision == "fp32":
                 raise
-            result = Attempt(precision, output_path(source, opts.out, precision, row.suffix), error=str(e))
+            result = Attempt(precision, output_path(source, opts.out, precision, row.suffix, opts.head), error=str(e))
         attempts.append(result)
         if result.kept:
             break

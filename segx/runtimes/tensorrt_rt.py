@@ -93,11 +93,17 @@ class TensorRTRuntime(Runtime):
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.input_name, self.output_name = inputs[0], next(n for n in names if n not in inputs)
+        self.input_name = inputs[0]
+        self.output_names = [n for n in names if n not in inputs]  # logits, or mask (+ confidence)
+        self.output_dtypes = [getattr(torch, np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))).name)
+                              for n in self.output_names]
         self.input_shape = dims_to_shape(self.engine.get_tensor_shape(self.input_name))
         self.stream = torch.cuda.Stream(device=self.device)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         import torch
 
         batch = check_batch(self.name, self.input_shape, batch)
@@ -106,15 +112,16 @@ class TensorRTRuntime(Runtime):
             profile = self.meta.extra.get("profile", {})
             raise SegxError(f"{self.model_path}: input {tuple(x.shape)} is outside the engine's shapes "
                             f"{profile.get('min')}..{profile.get('max')}; re-export with --imgsz / --dynamic")
-        out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=torch.float32,
-                          device=self.device)
+        outs = [torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtype, device=self.device)
+                for name, dtype in zip(self.output_names, self.output_dtypes, strict=True)]
         self.context.set_tensor_address(self.input_name, x.data_ptr())
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
+        for name, out in zip(self.output_names, outs, strict=True):
+            self.context.set_tensor_address(name, out.data_ptr())
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise SegxError(f"{self.model_path}: TensorRT execution failed")
         self.stream.synchronize()
-        return out.cpu().numpy()
+        return tuple(out.cpu().numpy() for out in outs)
 
     def close(self) -> None:
         self.context = self.engine = None
