@@ -118,14 +118,16 @@ def _repeat(once: Callable[[], float], iters: int, seconds: float, *, until_both
         times.append(once())
 
 
-def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConfig()) -> SpeedResult:
-    """Time runtime.infer(batch): warm-up, then timed runs; latency is per batch."""
+def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConfig(), *,
+            to_mask: bool = False) -> SpeedResult:
+    """Time runtime.infer(batch) (to_mask: runtime.predict_mask, a uint8 class map in host memory whatever the
+    head): warm-up, then timed runs; latency is per batch."""
     cuda = _is_cuda(runtime.device)
     if cuda:
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-    once = _timer(lambda: runtime.infer(batch), cuda)
+    once = _timer((lambda: runtime.predict_mask(batch)) if to_mask else (lambda: runtime.infer(batch)), cuda)
     warm = _repeat(once, config.warmup_iters, config.warmup_time, until_both=False) \
         if config.warmup_iters > 0 else []
     t0, cpu0, busy0 = time.perf_counter(), time.process_time(), _busy_cpu_s()

@@ -16,6 +16,8 @@ from exporters.pipeline import Attempt, ExportResult, run
 from exporters.tensorrt import check_available as tensorrt_available
 from exporters.tensorrt import export_tensorrt
 from exporters.torchscript import export_torchscript
+from exporters.triton import (export_triton_onnx, export_triton_openvino, export_triton_tensorrt,
+                              repository_suffix)
 from segx.errors import SegxError, unknown_choice
 from segx.meta import ModelMeta
 
@@ -31,6 +33,7 @@ class Format:
     devices: tuple[str, ...] = ("cpu",)          # where the parity check runs the export (first entry)
     companions: tuple[str, ...] = ()             # files written beside it: stem + suffix
     check: Callable[[], None] | None = None      # raises RuntimeUnavailable when the format cannot be built here
+    base: str | None = None                      # the format a wrapper row packages (Triton repositories)
 
 
 FORMATS: dict[str, Format] = {f.key: f for f in (
@@ -41,6 +44,14 @@ FORMATS: dict[str, Format] = {f.key: f for f in (
     Format("openvino", ("ov",), ".xml", export_openvino, ("dynamic", "fp16", "int8", "simplify", "opset"),
            "openvino", ("cpu",), (".bin",)),
     Format("torchscript", ("ts", "jit"), ".torchscript", export_torchscript, ("dynamic",), "torchscript"),
+    # Triton model repositories (exporters.triton): the same exports inside <stem>_triton/segx/1/ + config.pbtxt
+    Format("triton", ("triton-onnx",), repository_suffix("onnx"), export_triton_onnx,
+           ("dynamic", "int8", "simplify", "opset"), "onnxruntime", base="onnx"),
+    Format("triton-openvino", ("triton-ov",), repository_suffix("openvino"), export_triton_openvino,
+           ("dynamic", "fp16", "int8", "simplify", "opset"), "openvino", ("cpu",), (".bin",), base="openvino"),
+    Format("triton-trt", ("triton-tensorrt",), repository_suffix("trt"), export_triton_tensorrt,
+           ("dynamic", "fp16", "int8", "simplify", "opset", "workspace"), "tensorrt", ("cuda",), (".plan.json",),
+           tensorrt_available, base="trt"),
 )}
 
 

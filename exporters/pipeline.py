@@ -178,8 +178,8 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
 
         VOCSegmentation(opts.data, opts.split)  # a bad --data / --split is a user error now, not a fall-back later
     source = load_source(model)  # type: ignore[arg-type]
-    check_arch_exports(source, row.key)
-    check_writable(output_path(source, opts.out, "fp32", row.suffix).parent)
+    check_arch_exports(source, row.base or row.key)
+    check_writable(output_path(source, opts.out, "fp32", row.suffix, opts.head).parent)
     # fall back only to precisions the format can build (ONNX has no fp16 option: int8 -> fp32)
     plan = tuple(p for p in FALLBACK[opts.precision] if p in (opts.precision, "fp32") or p in row.options) \
         if opts.verify else (opts.precision,)

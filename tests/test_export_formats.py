@@ -34,10 +34,11 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_table_rows_match_runtimes() -> None:
-    assert set(FORMATS) == {"onnx", "trt", "openvino", "torchscript"}
+    assert set(FORMATS) == {"onnx", "trt", "openvino", "torchscript", "triton", "triton-openvino", "triton-trt"}
     for row in FORMATS.values():
         runtime = get_runtime(row.runtime)
-        assert row.suffix in runtime.suffixes, row.key
+        base = FORMATS[row.base] if row.base else row  # a Triton repository holds its base format's file
+        assert base.suffix in runtime.suffixes and row.runtime == base.runtime, row.key
         assert callable(row.function)
     assert set(RUNTIMES) >= {"torch", "compile", "torchscript", "onnxruntime", "openvino", "tensorrt"}
 

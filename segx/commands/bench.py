@@ -84,8 +84,11 @@ def _command_line() -> str | None:
               "(interleaved); each row reports its median round. Use 3+ on a shared or virtual machine.")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds per row before it is an "
               "error row.")
+@click.option("--heads", "heads", cls=ListOption, metavar="HEAD...", help="Deployment heads to compare (logits, "
+              "mask, mask+conf): each export made with that head, every row timed to a uint8 mask in host memory "
+              "(the logits head's argmax included)  [default: logits, timed to the logits]")
 def command(models: tuple[str, ...], archs: tuple[str, ...], runtimes: tuple[str, ...], precisions: tuple[str, ...],
-            batches: tuple[str, ...], **options: Any) -> None:
+            batches: tuple[str, ...], heads: tuple[str, ...], **options: Any) -> None:
     """Benchmark every model x runtime x precision x batch: size, parity (mIoU, ΔmIoU, pixel agreement, max
     |Δlogit| against torch fp32), p50/p95/p99 latency and images/s, each row in its own subprocess.
 
@@ -103,5 +106,5 @@ def command(models: tuple[str, ...], archs: tuple[str, ...], runtimes: tuple[str
     from bench.run import BenchConfig, run_bench
 
     run_bench(BenchConfig(models=split_list(models), archs=split_list(archs), runtimes=split_list(runtimes),
-                          precisions=split_list(precisions), batches=parse_batches(batches),
+                          precisions=split_list(precisions), batches=parse_batches(batches), heads=split_list(heads),
                           command=_command_line(), **options))
