@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 import segx
+from bench.serve_load import free_ports, wait_ready
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 from segx.serve.env import libpython_dir, put_libpython_first
@@ -57,16 +57,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def _rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _predict_masks(model: Path, images: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
@@ -114,20 +104,6 @@ def _start(model: Path, ports: list[int]) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_ready(proc: subprocess.Popen, client: object, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"segx serve exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            if client.is_server_ready() and client.is_model_ready("segx"):
-                return
-        except Exception:  # noqa: BLE001 - not listening yet
-            pass
-        time.sleep(0.5)
-    raise AssertionError("segx serve was not ready in time")
-
-
 def _infer(module: object, client: object, image: np.ndarray, datatype: str = "UINT8") -> dict[str, np.ndarray]:
     inp = module.InferInput("image", list(image.shape), datatype)
     inp.set_data_from_numpy(image)
@@ -141,11 +117,11 @@ def test_serve_end_to_end(name: str, models: dict[str, Path], images: list[Path]
     import tritonclient.grpc as grpc
     from tritonclient.utils import InferenceServerException
 
-    ports = _free_ports(3)
+    ports = free_ports(3)
     proc = _start(models[name], ports)
     try:
+        wait_ready(proc, ports[0], timeout=180)
         http = tritonclient_http.InferenceServerClient(f"127.0.0.1:{ports[0]}")
-        _wait_ready(proc, http)
         rpc = grpc.InferenceServerClient(f"127.0.0.1:{ports[1]}")
         assert rpc.is_server_live() and rpc.is_model_ready("segx")
         want = _predict_masks(models[name], images)
@@ -172,3 +148,15 @@ def test_serve_end_to_end(name: str, models: dict[str, Path], images: list[Path]
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_serve_load_test_is_bounded(models: dict[str, Path], tmp_path: Path) -> None:
+    from bench.serve_load import LoadConfig, run_serve_bench
+
+    result = run_serve_bench(models["pt"], LoadConfig(clients=2, seconds=60, requests=12, imgsz=64), tmp_path)
+    served = result["served"]
+    assert served["requests"] == 12 and served["errors"] == 0 and served["ok"] == 12
+    assert served["rps"] > 0 and served["p50_ms"] <= served["p99_ms"]
+    assert result["in_process"]["rps"] > 0 and result["server_exit"] == 0
+    assert (tmp_path / "serve_bench.json").is_file()
