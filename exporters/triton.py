@@ -1,8 +1,8 @@
 """Triton model repositories for Triton's native backends: `<stem>_triton[_openvino|_trt]/segx/config.pbtxt` +
 `1/model.<ext>`, ready to mount in NVIDIA's Triton container (`tritonserver --model-repository=<stem>_triton`). The
-model file is the ordinary ONNX / OpenVINO / TensorRT export (same tracing, same parity check); config.pbtxt names its tensors, dims,
-max_batch_size, dynamic batching and instance group. A --dynamic export batches (max_batch_size 8); a fixed one
-takes exactly [1, 3, H, W] (max_batch_size 0)."""
+model file is the ordinary ONNX / OpenVINO / TensorRT export (same tracing, same parity check); config.pbtxt names
+its tensors, dims, max_batch_size, dynamic batching and instance group. A --dynamic export batches (max_batch_size
+8); a fixed one takes exactly [1, 3, H, W] (max_batch_size 0)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -169,7 +169,8 @@ def test_arch_that_does_not_export_to_a_format_is_refused() -> None:
     from exporters.pipeline import check_arch_exports
     from segx.models import get_arch, list_archs
 
-    refused = [(a, f) for a in list_archs() for f in FORMATS if f not in get_arch(a).export_formats]
+    refused = [(a, f) for a in list_archs() for f in FORMATS
+               if not FORMATS[f].base and f not in get_arch(a).export_formats]  # a Triton row: its base format
     if not refused:
         pytest.skip("every registered arch exports to every format")
     arch, fmt = refused[0]

@@ -58,8 +58,10 @@ def heads_summary(rows: list[dict[str, Any]]) -> str:
 
 
 def bench_table(bench: dict[str, Any]) -> Table:
-    head = ["runtime", "precision", "head", "batch", "size MB", "mIoU %", "ΔmIoU pt", "agreement %", "p50 ms", "FPS", "status"]
-    rows = [[r["runtime"], r["precision"], r.get("head") or "logits", str(r["batch"]), _num(r.get("size_mb")), _pct(r.get("miou")),
+    head = ["runtime", "precision", "head", "batch", "size MB", "mIoU %", "ΔmIoU pt", "agreement %", "p50 ms", "FPS",
+            "status"]
+    rows = [[r["runtime"], r["precision"], r.get("head") or "logits", str(r["batch"]), _num(r.get("size_mb")),
+             _pct(r.get("miou")),
              _num(None if r.get("miou_delta") is None else 100 * r["miou_delta"]), _pct(r.get("pixel_agreement")),
              _num(r.get("p50_ms")), _num(r.get("fps"), ".1f"),
              r["status"] + (f" — {r['error']}" if r.get("error") else "")] for r in bench.get("rows", [])]

@@ -11,7 +11,7 @@ from segx.runtimes.base import Runtime
 
 
 class Segmenter:
-    """Callable: uint8 N×H×W×3 RGB -> {"mask": uint8 N×H×W} (+ "confidence": float32 N×H×W for a mask+conf model).
+    """Callable: uint8 N×H×W×3 RGB -> {"mask": uint8 N×H×W} (+ "confidence": float32 N×H×W, mask+conf models).
 
     Triton's dynamic batcher only groups requests of one shape, so a batch shares H×W. A model with a fixed batch
     size runs the batch in chunks of that size."""
