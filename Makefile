@@ -3,8 +3,8 @@
 # ~/.cache/segx/venvs/<hash> (one at a time: older ones are removed), .venv links to it.
 
 PY        ?= python3
-# only the dependency lists and pins count: editing other parts of pyproject.toml keeps the environment
-HASH      := $(shell { sed -n '/^dependencies/,/^\[project.scripts\]/p' pyproject.toml; cat constraints.txt; } | sha256sum | cut -c1-12)
+# only the dependency lists, pins and install lines count: editing other parts of pyproject.toml keeps the environment
+HASH      := $(shell { sed -n '/^dependencies/,/^\[project.scripts\]/p' pyproject.toml; cat constraints.txt; grep -F 'pip" install' Makefile; } | sha256sum | cut -c1-12)
 VENV_HOME ?= $(HOME)/.cache/segx/venvs
 VENV      := $(VENV_HOME)/$(HASH)
 BIN       := .venv/bin
@@ -23,7 +23,8 @@ install:
 	  rm -rf "$(VENV)" && mkdir -p "$(VENV_HOME)" && \
 	  $(PY) -m venv "$(VENV)" && \
 	  "$(VENV)/bin/pip" install -q --upgrade pip setuptools wheel && \
-	  "$(VENV)/bin/pip" install -q -c constraints.txt -e ".[cpu,edge,test]" && \
+	  "$(VENV)/bin/pip" install -q -c constraints.txt -e ".[cpu,edge,serve,test]" && \
+	  "$(VENV)/bin/pip" install -q -c constraints.txt --no-deps "nvidia-pytriton==0.7.0" && \
 	  touch "$(VENV)/.complete" && \
 	  find "$(VENV_HOME)" -mindepth 1 -maxdepth 1 ! -name "$(HASH)" -exec rm -rf {} + ; \
 	fi

@@ -78,6 +78,7 @@ class RowPlan:
     imgsz: int
     recipe: Recipe | None
     skip: str | None = None           # the reason this row will not run (a "skipped" row)
+    head: str = "logits"              # the export's deployment head (segx.models.heads)
 
     @property
     def dynamic(self) -> bool:
@@ -86,7 +87,8 @@ class RowPlan:
 
     @property
     def name(self) -> str:
-        return f"{self.source.label} {self.runtime} {self.precision} b{self.batch}"
+        head = "" if self.head == "logits" else f" {self.head}"
+        return f"{self.source.label} {self.runtime} {self.precision}{head} b{self.batch}"
 
 
 def check_names(runtimes: tuple[str, ...], precisions: tuple[str, ...]) -> None:
@@ -152,8 +154,10 @@ def skip_reason(runtime: str, precision: str, device: str) -> str | None:
 
 
 def plan_rows(sources: list[ModelSource], runtimes: tuple[str, ...], precisions: tuple[str, ...],
-              batches: tuple[int, ...], *, device: str, imgsz: int) -> list[RowPlan]:
-    """Every model x runtime x precision x batch, in that nesting order; each with its recipe or skip reason."""
+              batches: tuple[int, ...], *, device: str, imgsz: int,
+              heads: tuple[str, ...] = ("logits",)) -> list[RowPlan]:
+    """Every model x runtime x precision x head x batch, in that nesting order; each with its recipe or skip
+    reason."""
     check_names(runtimes, precisions)
     if not sources:
         raise SegxError("nothing to benchmark: give --models (checkpoints / run folders) or --archs")
@@ -161,8 +165,9 @@ def plan_rows(sources: list[ModelSource], runtimes: tuple[str, ...], precisions:
         raise SegxError(f"--batch values must be positive integers (got {', '.join(map(str, batches))})")
     reasons = {(r, p): skip_reason(r, p, device) for r, p in itertools.product(runtimes, precisions)}
     return [RowPlan(src, r, p, b, device, imgsz, RECIPES.get((r, p)),
-                    arch_skip(src.arch, RECIPES.get((r, p))) or batch_skip(RECIPES.get((r, p)), b) or reasons[r, p])
-            for src, r, p, b in itertools.product(sources, runtimes, precisions, batches)]
+                    arch_skip(src.arch, RECIPES.get((r, p))) or batch_skip(RECIPES.get((r, p)), b) or reasons[r, p],
+                    h)
+            for src, r, p, h, b in itertools.product(sources, runtimes, precisions, heads, batches)]
 
 
 def batch_skip(recipe: Recipe | None, batch: int) -> str | None:

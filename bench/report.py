@@ -26,6 +26,23 @@ def speedup(row: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
     return row["fps"] / max(base)
 
 
+def heads_summary(rows: list[dict[str, Any]]) -> str:
+    """One line: the fastest row of each head (p50 to a host mask) and the speed-up of the best non-logits one."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["status"] in ("pass", "fail") and r.get("p50_ms"):
+            head = r.get("head") or "logits"
+            if head not in best or r["p50_ms"] < best[head]["p50_ms"]:
+                best[head] = r
+    parts = [f"{h}: {r['runtime']} {r['precision']} b{r['batch']} {r['p50_ms']:.2f} ms" for h, r in best.items()]
+    masks = [r for h, r in best.items() if h != "logits"]
+    if "logits" in best and masks:
+        fastest = min(masks, key=lambda r: r["p50_ms"])
+        parts.append(f"fastest mask-head row {best['logits']['p50_ms'] / fastest['p50_ms']:.2f}x the fastest "
+                     f"logits-head row")
+    return "heads (each timed to a uint8 mask in host memory): " + "; ".join(parts)
+
+
 def _f(value: Any, fmt: str, scale: float = 1.0) -> str:
     return "" if value is None else format(value * scale, fmt)
 
@@ -35,6 +52,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any], list[dict[str, Any]]], str]]]
     ("model", lambda r, _: r["model"]),
     ("runtime", lambda r, _: r["runtime"]),
     ("precision", lambda r, _: r["precision"]),
+    ("head", lambda r, _: r.get("head") or "logits"),
     ("device", lambda r, _: r["device"]),
     ("batch", lambda r, _: str(r["batch"])),
     ("size MB", lambda r, _: _f(r.get("size_mb"), ".1f")),

@@ -27,8 +27,9 @@ class WorkerError(Exception):
 def new_row(plan: RowPlan) -> dict[str, Any]:
     """A row with every DESIGN.md key (None where not measured) plus the model it belongs to."""
     row: dict[str, Any] = dict.fromkeys(ROW_KEYS)
-    row.update(arch=plan.source.arch, runtime=plan.runtime, precision=plan.precision, device=plan.device,
-               batch=plan.batch, imgsz=plan.imgsz, model=plan.source.label, trained=plan.source.trained,
+    row.update(arch=plan.source.arch, runtime=plan.runtime, precision=plan.precision, head=plan.head,
+               device=plan.device, batch=plan.batch, imgsz=plan.imgsz, model=plan.source.label,
+               trained=plan.source.trained,
                note=plan.recipe.note if plan.recipe else "")
     return row
 

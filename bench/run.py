@@ -38,6 +38,7 @@ class BenchConfig:
     timeout: float = 900.0                # seconds per row (its subprocess)
     repeat: int = 1                       # timing rounds over the whole matrix; a row reports the median round
     command: str | None = None            # the command line shown in bench.md
+    heads: tuple[str, ...] = ()           # deployment heads to compare, each row timed to a host mask; () = logits
 
     def resolved(self) -> BenchConfig:
         kind = matrix.check_device(self.device)
@@ -55,6 +56,7 @@ class BenchConfig:
         parts += ["--imgsz", str(self.imgsz), "--batch", ",".join(map(str, self.batches)), "--device", self.device]
         parts += ["--threads", str(self.threads)] if self.threads else []
         parts += ["--repeat", str(self.repeat)] if self.repeat > 1 else []
+        parts += ["--heads", ",".join(self.heads)] if self.heads else []
         parts += ["--out", self.out, "--max-miou-drop", f"{self.max_miou_drop:g}"]
         return shlex.join(parts)
 
@@ -87,25 +89,28 @@ class _Runner:
 
         # a format tuned per batch (TensorRT: the profile's opt) gets one export per row batch
         tuned = {"batch": plan.batch} if plan.dynamic and "batch" in exporters.get_format(recipe.fmt).options else {}
-        key = (plan.source.label, recipe.fmt, recipe.fp16, recipe.int8, plan.dynamic, tuned.get("batch"))
+        key = (plan.source.label, recipe.fmt, recipe.fp16, recipe.int8, plan.dynamic, tuned.get("batch"), plan.head)
         if key not in self.exports:
             tag = recipe.fmt + ("-fp16" if recipe.fp16 else "") + ("-int8" if recipe.int8 else "") + \
-                ("-dynamic" if plan.dynamic else "") + (f"-b{plan.batch}" if tuned else "")
+                ("-dynamic" if plan.dynamic else "") + (f"-b{plan.batch}" if tuned else "") + \
+                ("" if plan.head == "logits" else f"-{plan.head}")
             data = self.data or (self.calib if recipe.int8 else None)
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(sys.stderr):  # stdout is the table's (NNCF prints progress bars there)
                 path = exporters.export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz, dynamic=plan.dynamic,
                                         fp16=recipe.fp16, int8=recipe.int8, data=data, **tuned,
                                         split=self.config.split if self.data else "train" if data else "val",
-                                        out=self.out / "models" / plan.source.label / tag, verify=False)
+                                        out=self.out / "models" / plan.source.label / tag, verify=False,
+                                        head=plan.head)
             self.exports[key] = (Path(path), time.perf_counter() - t0)
         return self.exports[key]
 
     def spec(self, plan: matrix.RowPlan, model: Path) -> dict[str, Any]:
         c = self.config
-        parity_key = (str(model), plan.runtime, plan.precision, plan.device)
+        parity_key = (str(model), plan.runtime, plan.precision, plan.device, plan.head)
         return {"model": str(model), "runtime": plan.runtime, "precision": plan.precision, "device": plan.device,
-                "threads": c.threads, "batch": plan.batch, "imgsz": plan.imgsz,
+                "threads": c.threads, "batch": plan.batch, "imgsz": plan.imgsz, "head": plan.head,
+                "to_mask": bool(c.heads),
                 "speed": {"min_iters": c.min_iters, "min_time": c.min_time},
                 "parity": None if self.data is None or parity_key in self.parity else
                 {"reference": str(plan.source.checkpoint), "data": str(self.data), "split": c.split,
@@ -139,7 +144,7 @@ class _Runner:
     def _finish(self, row: dict[str, Any], plan: matrix.RowPlan, result: dict[str, Any]) -> dict[str, Any]:
         if result.get("status") == "skipped":
             return {**row, "status": "skipped", "error": result.get("error")}
-        parity_key = (row["model_path"], plan.runtime, plan.precision, plan.device)
+        parity_key = (row["model_path"], plan.runtime, plan.precision, plan.device, plan.head)
         if "pixel_agreement" in result:
             self.parity[parity_key] = {k: result[k] for k in rows.PARITY_KEYS if k in result}
         result = {**result, **self.parity.get(parity_key, {})}
@@ -179,6 +184,10 @@ def _check(config: BenchConfig) -> None:
         raise SegxError(f"--imgsz must be a multiple of 8 and >= 32 (got {config.imgsz})")
     if config.repeat < 1:
         raise SegxError(f"--repeat must be >= 1 (got {config.repeat})")
+    from segx.models.heads import check_head
+
+    for head in config.heads:
+        check_head(head)
     if config.n_images < 1:
         raise SegxError(f"--n-images must be >= 1 (got {config.n_images})")
     if config.threads is not None and config.threads < 1:
@@ -202,7 +211,7 @@ def run_bench(config: BenchConfig | None = None, **options: Any) -> BenchResult:
     srcs = sources.from_checkpoints(config.models, used) + \
         sources.from_archs(config.archs, imgsz=config.imgsz, folder=out / "models" / "random_init", used=used)
     plans = matrix.plan_rows(srcs, config.runtimes, config.precisions, config.batches, device=config.device,
-                             imgsz=config.imgsz)
+                             imgsz=config.imgsz, heads=config.heads or ("logits",))
     env = collect_env()
     runner = _Runner(config, out, data, _calibration(config, out, plans))
     result = BenchResult(env=env, rows=[])
@@ -223,6 +232,8 @@ def run_bench(config: BenchConfig | None = None, **options: Any) -> BenchResult:
         result.files = report.write_reports(out, env, result.rows, command=config.command or config.to_command())
     report.print_table(result.rows)
     _say_what_was_not_measured(result.rows)
+    if len(config.heads) > 1:
+        log.warning(report.heads_summary(result.rows))
     log.info("reports in %s: %s", out, ", ".join(p.name for p in result.files.values()))
     _gate(result, config)
     return result

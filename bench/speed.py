@@ -123,12 +123,14 @@ def _repeat(once: Callable[[], float], iters: int, seconds: float, *, until_both
         times.append(once())
 
 
-def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConfig()) -> SpeedResult:
-    """Time runtime.infer(batch): warm-up, then timed runs; latency is per batch."""
+def measure(runtime: Runtime, batch: np.ndarray, config: SpeedConfig = SpeedConfig(), *,
+            to_mask: bool = False) -> SpeedResult:
+    """Time runtime.infer(batch) (to_mask: runtime.predict_mask, a uint8 class map in host memory whatever the
+    head): warm-up, then timed runs; latency is per batch."""
     from segx.runtimes.torch_rt import gpu_memory_mb
 
     cuda = _is_cuda(runtime.device)
-    once = _timer(lambda: runtime.infer(batch), cuda)
+    once = _timer((lambda: runtime.predict_mask(batch)) if to_mask else (lambda: runtime.infer(batch)), cuda)
     warm = _repeat(once, config.warmup_iters, config.warmup_time, until_both=False, at_least=MIN_WARMUP) \
         if config.warmup_iters > 0 else []
     mem_warm = gpu_memory_mb(runtime.device) if cuda else None

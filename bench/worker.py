@@ -35,8 +35,9 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     try:
+        head = {"head": spec["head"]} if spec["runtime"] in ("torch", "compile") else {}  # others: in the file
         rt = load_runtime(spec["model"], spec["runtime"], precision=spec["precision"], device=spec["device"],
-                          threads=spec.get("threads"))
+                          threads=spec.get("threads"), **head)
     except RuntimeUnavailable as e:
         return {"status": "skipped", "error": str(e)}
     with rt:
@@ -45,7 +46,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
         fixed_n = rt.input_shape[0]
         if fixed_n is not None and fixed_n != spec["batch"]:
             raise SegxError(f"{spec['model']} takes batch {fixed_n} only, not {spec['batch']} (export it dynamic)")
-        speed = measure(rt, make_batch(spec["batch"], hw), SpeedConfig(**spec.get("speed", {})))
+        speed = measure(rt, make_batch(spec["batch"], hw), SpeedConfig(**spec.get("speed", {})),
+                        to_mask=spec.get("to_mask", False))
         result: dict[str, Any] = {"status": "ok", "load_s": load_s, "threads": spec.get("threads"),
                                   "input_hw": list(hw), **speed.to_dict()}
         if spec.get("parity"):

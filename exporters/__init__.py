@@ -20,6 +20,8 @@ from exporters.pipeline import Attempt, ExportResult, run
 from exporters.tensorrt import check_available as tensorrt_available
 from exporters.tensorrt import export_tensorrt
 from exporters.torchscript import export_torchscript
+from exporters.triton import (export_triton_onnx, export_triton_openvino, export_triton_tensorrt,
+                              repository_suffix)
 from segx.errors import SegxError, unknown_choice
 from segx.meta import ModelMeta
 
@@ -36,6 +38,7 @@ class Format:
     companions: tuple[str, ...] = ()             # files written beside it: stem + suffix
     check: Callable[[], None] | None = None      # raises RuntimeUnavailable when the format cannot be built here
     fallbacks: tuple[str, ...] = ("fp16", "fp32")  # precisions a failed int8 / fp16 may fall back to
+    base: str | None = None                      # the format a wrapper row packages (Triton repositories)
 
 
 FORMATS: dict[str, Format] = {f.key: f for f in (
@@ -53,6 +56,14 @@ FORMATS: dict[str, Format] = {f.key: f for f in (
            (".tflite.json",), checker("litert_torch", "litert", "litert-torch")),
     Format("ncnn", (), ".ncnn.param", export_ncnn, ("fp16", "int8"), "ncnn", ("cpu",),
            (".bin", ".param.json"), checker("pnnx", "ncnn", "pnnx")),
+    # Triton model repositories (exporters.triton): the same exports inside <stem>_triton/segx/1/ + config.pbtxt
+    Format("triton", ("triton-onnx",), repository_suffix("onnx"), export_triton_onnx,
+           ("dynamic", "int8", "simplify", "opset"), "onnxruntime", base="onnx"),
+    Format("triton-openvino", ("triton-ov",), repository_suffix("openvino"), export_triton_openvino,
+           ("dynamic", "fp16", "int8", "simplify", "opset"), "openvino", ("cpu",), (".bin",), base="openvino"),
+    Format("triton-trt", ("triton-tensorrt",), repository_suffix("trt"), export_triton_tensorrt,
+           ("dynamic", "fp16", "int8", "simplify", "opset", "workspace"), "tensorrt", ("cuda",), (".plan.json",),
+           tensorrt_available, base="trt"),
 )}
 
 

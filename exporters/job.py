@@ -38,13 +38,15 @@ class ExportOptions:
     opset: int | None = None
     workspace: float = 4.0              # GiB, TensorRT builder workspace
     batch: int = 1                      # TensorRT: the batch the engine is tuned for (its profile's opt)
+    head: str = "logits"                # logits | mask | mask+conf: the outputs (segx.models.heads)
 
     @property
     def precision(self) -> str:
         return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
 
 
-COMMON_OPTIONS = ("imgsz", "data", "split", "out", "verify", "n_verify")
+COMMON_OPTIONS = ("imgsz", "data", "split", "out", "verify", "n_verify", "head")
+HEAD_SUFFIX = {"logits": "", "mask": "_mask", "mask+conf": "_maskconf"}
 _DEFAULTS = ExportOptions()
 
 
@@ -84,6 +86,9 @@ def _check_values(opts: ExportOptions) -> None:
         raise SegxError("--int8 needs real images to calibrate on: give --data VOC_ROOT")
     if opts.opset is not None and opts.opset not in ONNX_OPSETS:
         raise SegxError(f"--opset must be one of {', '.join(map(str, ONNX_OPSETS))}, got {opts.opset!r}")
+    from segx.models.heads import check_head
+
+    check_head(opts.head)
     if not opts.workspace > 0:
         raise SegxError(f"--workspace must be > 0 GiB, got {opts.workspace!r}")
 
@@ -108,14 +113,15 @@ def load_source(model: str | Path | tuple[nn.Module, ModelMeta]) -> Source:
     return Source(module.eval(), meta, Path(f"{arch}.pt") if arch else Path(model))  # write ./ARCH.<suffix>
 
 
-def output_path(source: Source, out: str | Path | None, precision: str, suffix: str, *, dynamic: bool = False) -> Path:
-    """runs/NAME/best.pt -> runs/NAME/best<_dynamic><_fp16|_int8><suffix>, or the same name inside `out` (a dynamic
-    export never overwrites the fixed-shape one)."""
+def output_path(source: Source, out: str | Path | None, precision: str, suffix: str, *, dynamic: bool = False,
+                head: str = "logits") -> Path:
+    """runs/NAME/best.pt -> runs/NAME/best<_dynamic><_mask|_maskconf><_fp16|_int8><suffix>, or the same name inside
+    `out` (a dynamic export never overwrites the fixed-shape one)."""
     if out is None and source.path is None:
         raise SegxError("exporting an in-memory model needs an output folder (out=DIR)")
     folder = Path(out) if out is not None else source.path.parent  # type: ignore[union-attr]
     stem = source.path.stem if source.path is not None else source.meta.arch
-    return folder / f"{stem}{'_dynamic' if dynamic else ''}{PRECISION_SUFFIX[precision]}{suffix}"
+    return folder / f"{stem}{'_dynamic' if dynamic else ''}{HEAD_SUFFIX[head]}{PRECISION_SUFFIX[precision]}{suffix}"
 
 
 def check_writable(folder: Path) -> None:
@@ -152,7 +158,11 @@ class ExportJob:
 
 def make_job(source: Source, opts: ExportOptions, precision: str, cache_dir: Path,
              traced: dict[Any, Any] | None = None) -> ExportJob:
-    meta = source.meta.replace(imgsz=opts.imgsz, dynamic=opts.dynamic, precision=precision)
+    from segx.models.heads import with_head
+
+    meta = source.meta.replace(imgsz=opts.imgsz, dynamic=opts.dynamic, precision=precision, head=opts.head)
     if getattr(source.module, "export_batch", None):  # the exported file takes this batch size only
         meta = meta.replace(extra={**meta.extra, "batch": source.module.export_batch})
-    return ExportJob(source.module, meta, opts, cache_dir, {} if traced is None else traced)
+    if opts.head != "logits" and not getattr(source.module, "onnx_dynamo", True):
+        raise SegxError(f"arch '{meta.arch}' exports the logits head only (its ONNX export is the legacy tracer)")
+    return ExportJob(with_head(source.module, opts.head), meta, opts, cache_dir, {} if traced is None else traced)

@@ -19,11 +19,12 @@ from exporters.onnx_legacy import legacy_onnx, pin_hw
 from exporters.quantize import CalibrationImages
 from segx.errors import SegxError
 from segx.meta import ModelMeta
+from segx.models.heads import OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18   # the torch.export-based exporter's native opset; ONNX_OPSETS lists the others allowed
-INPUT, OUTPUT = "images", "logits"
+INPUT, OUTPUT = "images", "logits"  # a mask head's outputs: segx.models.heads.OUTPUT_NAMES
 
 
 def set_metadata(model: onnx.ModelProto, meta: ModelMeta) -> None:
@@ -34,7 +35,7 @@ def set_metadata(model: onnx.ModelProto, meta: ModelMeta) -> None:
 def onnx_model(job: ExportJob) -> onnx.ModelProto:
     """The float ONNX model of job.module (checked, simplified unless opts.simplify is False), metadata set.
     Traced once per run: the precision fall-backs of one export reuse it."""
-    key = ("onnx", job.meta.imgsz, job.meta.dynamic, job.opts.opset, job.opts.simplify)
+    key = ("onnx", job.meta.imgsz, job.meta.dynamic, job.opts.opset, job.opts.simplify, job.meta.head)
     if key not in job.traced:
         job.traced[key] = _trace(job)
     model = onnx.ModelProto()
@@ -53,7 +54,8 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
         warnings.simplefilter("ignore")
         if getattr(job.module, "onnx_dynamo", True):
             model = torch.onnx.export(job.module, (x,), None, dynamo=True, opset_version=job.opts.opset or
-                                      DEFAULT_OPSET, input_names=[INPUT], output_names=[OUTPUT],
+                                      DEFAULT_OPSET, input_names=[INPUT],
+                                      output_names=list(OUTPUT_NAMES[job.meta.head]),
                                       dynamic_shapes=dynamic, verbose=False, report=False).model_proto
         else:  # data-dependent shapes (Mask R-CNN's detections): the TorchScript-based exporter, batch 1
             model = legacy_onnx(job.module, x, opset=job.opts.opset or DEFAULT_OPSET, input_name=INPUT,

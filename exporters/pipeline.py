@@ -131,7 +131,7 @@ class _Rejected(Exception):
 def attempt(row: Format, source: Source, opts: ExportOptions, precision: str,
             traced: dict[object, object] | None = None) -> Attempt:
     """Export one precision to a temp name, verify it, and rename it (and its companions) into place if it passes."""
-    final = output_path(source, opts.out, precision, row.suffix, dynamic=opts.dynamic)
+    final = output_path(source, opts.out, precision, row.suffix, dynamic=opts.dynamic, head=opts.head)
     job = make_job(source, opts, precision, final.parent, traced)
     result = Attempt(precision, final)
     start = time.perf_counter()
@@ -178,8 +178,8 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
 
         VOCSegmentation(opts.data, opts.split)  # a bad --data / --split is a user error now, not a fall-back later
     source = load_source(model)  # type: ignore[arg-type]
-    check_arch_exports(source, row.key)
-    check_writable(output_path(source, opts.out, "fp32", row.suffix, dynamic=opts.dynamic).parent)
+    check_arch_exports(source, row.base or row.key)
+    check_writable(output_path(source, opts.out, "fp32", row.suffix, dynamic=opts.dynamic, head=opts.head).parent)
     # fall back only to precisions the format can build and lists as fall-backs (ONNX: int8 -> fp32)
     plan = tuple(p for p in FALLBACK[opts.precision] if p == opts.precision or p in row.fallbacks and
                  (p == "fp32" or p in row.options)) if opts.verify else (opts.precision,)
@@ -191,8 +191,8 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
         except SegxError as e:
             if precision == "fp32":
                 raise
-            result = Attempt(precision, output_path(source, opts.out, precision, row.suffix, dynamic=opts.dynamic),
-                             error=str(e))
+            result = Attempt(precision, output_path(source, opts.out, precision, row.suffix, dynamic=opts.dynamic,
+                                                    head=opts.head), error=str(e))
         attempts.append(result)
         if result.kept:
             break

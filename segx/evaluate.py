@@ -16,7 +16,8 @@ from segx.data.constants import NUM_CLASSES
 from segx.meta import ModelMeta
 from segx.metrics import BoundaryF1, ConfusionMatrix
 
-# normalised float32 1×3×H×W -> logits 1×C×h×w (upsampled to the mask size by the caller when h×w differs)
+# normalised float32 1×3×H×W -> logits 1×C×h×w, or a mask head's uint8 class map 1×h×w (resized to the mask size
+# by the caller when h×w differs: logits bilinearly, a class map nearest)
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -41,6 +42,8 @@ def runtime_predictor(runtime: Any) -> Predictor:
     def predict(x: torch.Tensor) -> torch.Tensor:
         if fixed is not None and tuple(x.shape[-2:]) != tuple(fixed):
             x = F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
+        if runtime.meta.head != "logits":
+            return torch.from_numpy(runtime.predict_mask(x.numpy().astype(np.float32))[0])
         logits = np.ascontiguousarray(runtime.infer(x.numpy().astype(np.float32)))
         if logits.ndim != 4 or logits.shape[1] != n:
             raise SegxError(f"{runtime.model_path}: model returned logits {logits.shape}, expected N×{n}×H×W "
@@ -73,11 +76,18 @@ def open_predictor(model: str | Path | nn.Module | Any, device: str = "auto") ->
 def score(predict: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], cm: ConfusionMatrix,
           bf: BoundaryF1 | None = None, on_image: Callable[[], None] | None = None) -> None:
     """Predict every (image, mask) batch at the mask's resolution and add it to the accumulators."""
+    from segx.runtimes.base import class_map
+
     for image, mask in batches:
-        logits = predict(image)
-        if tuple(logits.shape[-2:]) != tuple(mask.shape[-2:]):
-            logits = F.interpolate(logits.float(), size=mask.shape[-2:], mode="bilinear", align_corners=False)
-        pred = logits.argmax(1).cpu()
+        out = predict(image)
+        resize = tuple(out.shape[-2:]) != tuple(mask.shape[-2:])
+        if out.ndim == 3:  # a mask head's class map
+            pred = F.interpolate(out[:, None].float(), size=mask.shape[-2:], mode="nearest")[:, 0].to(torch.uint8) \
+                if resize else out
+        else:
+            logits = F.interpolate(out.float(), size=mask.shape[-2:], mode="bilinear", align_corners=False) \
+                if resize else out
+            pred = torch.from_numpy(class_map((logits.float().numpy(),), "logits")[0])
         cm.update(pred, mask)
         if bf is not None:
             for p, m in zip(pred, mask):

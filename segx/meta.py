@@ -23,6 +23,7 @@ class ModelMeta:
     imgsz: int = 512  # training / export square size
     dynamic: bool = False  # exported with dynamic batch and H/W
     precision: str = "fp32"
+    head: str = "logits"  # what the model outputs: logits | mask | mask+conf (segx.models.heads)
     segx_version: str = segx.__version__
     extra: dict[str, Any] = field(default_factory=dict)  # format-specific (e.g. TensorRT version, GPU)
 

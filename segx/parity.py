@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segx.runtimes.base import Runtime
+from segx.runtimes.base import Runtime, class_map
 from segx.runtimes.common import effective_precision
 from segx.errors import SegxError
 
@@ -52,8 +52,8 @@ class ParityResult:
     precision: str                 # the precision judged (lowest of the runtime's and the file's)
     n_images: int
     imgsz: tuple[int, int]
-    max_abs_diff: float
-    mean_abs_diff: float
+    max_abs_diff: float | None     # None for a mask head (no logits to compare)
+    mean_abs_diff: float | None
     pixel_agreement: float         # fraction of pixels whose argmax class matches the reference
     miou_ref: float | None         # fractions 0..1; None without labels
     miou: float | None
@@ -118,14 +118,19 @@ def _compare(reference: Runtime, candidate: Runtime,
     n = 0
     stats = {"max": 0.0, "sum": 0.0, "count": 0, "agree": 0, "pixels": 0, "labels": True}
     for image, mask in pairs:
-        ref, out = reference.infer(image), candidate.infer(image)
-        if out.shape != ref.shape:
-            raise SegxError(f"{candidate.model_path}: output shape {out.shape} differs from PyTorch's {ref.shape}")
-        diff = np.abs(out.astype(np.float64) - ref)
-        stats["max"] = max(stats["max"], float(diff.max()))
-        stats["sum"] += float(diff.sum())
-        stats["count"] += diff.size
-        pred_ref, pred = ref.argmax(1), out.argmax(1)
+        ref_out, cand_out = reference.outputs(image), candidate.outputs(image)
+        pred_ref, pred = class_map(ref_out, reference.meta.head)[0], class_map(cand_out, candidate.meta.head)[0]
+        if pred.shape != pred_ref.shape:
+            raise SegxError(f"{candidate.model_path}: output shape {pred.shape} differs from PyTorch's "
+                            f"{pred_ref.shape}")
+        if reference.meta.head == candidate.meta.head == "logits":  # a mask head has no logits to compare
+            if cand_out[0].shape != ref_out[0].shape:
+                raise SegxError(f"{candidate.model_path}: output shape {cand_out[0].shape} differs from PyTorch's "
+                                f"{ref_out[0].shape}")
+            diff = np.abs(cand_out[0].astype(np.float64) - ref_out[0])
+            stats["max"] = max(stats["max"], float(diff.max()))
+            stats["sum"] += float(diff.sum())
+            stats["count"] += diff.size
         stats["agree"] += int((pred_ref == pred).sum())
         stats["pixels"] += pred.size
         if mask is None:
@@ -147,8 +152,10 @@ def _result(candidate: Runtime, stats: dict[str, Any], hw: tuple[int, int]) -> P
     miou_ref, miou = stats.get("miou_ref"), stats.get("miou")
     delta = None if miou is None else miou - miou_ref
     passed, reason = judge(gate_for(precision), agreement, delta)
-    return ParityResult(precision=precision, n_images=stats["n"], imgsz=hw, max_abs_diff=stats["max"],
-                        mean_abs_diff=stats["sum"] / max(stats["count"], 1), pixel_agreement=agreement,
+    logits = stats["count"] > 0
+    return ParityResult(precision=precision, n_images=stats["n"], imgsz=hw,
+                        max_abs_diff=stats["max"] if logits else None,
+                        mean_abs_diff=stats["sum"] / stats["count"] if logits else None, pixel_agreement=agreement,
                         miou_ref=miou_ref, miou=miou, miou_delta=delta, passed=passed, reason=reason,
                         labels=miou is not None)
 

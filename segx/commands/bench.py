@@ -56,6 +56,18 @@ def _command_line() -> str | None:
     return None
 
 
+def _serve_bench(models: tuple[str, ...], clients: int, duration: float, requests: int,
+                 options: dict[str, Any]) -> None:
+    from bench.serve_load import LoadConfig, run_serve_bench, summary
+
+    if not models:
+        raise SegxError("--serve needs --models MODEL_FILE (any model segx loads)")
+    config = LoadConfig(clients=clients, seconds=duration, requests=requests, imgsz=options["imgsz"],
+                        threads=options["threads"])
+    for model in models:
+        click.echo(f"{model}: {summary(run_serve_bench(model, config, options['out']))}")
+
+
 @click.command("bench")
 @click.option("--models", cls=ListOption, metavar="PATH...", help="Trained checkpoints: .pt files or run folders "
               "(best.pt, else last.pt).")
@@ -84,8 +96,18 @@ def _command_line() -> str | None:
               "(interleaved); each row reports its median round. Use 3+ on a shared or virtual machine.")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds per row before it is an "
               "error row.")
+@click.option("--heads", "heads", cls=ListOption, metavar="HEAD...", help="Deployment heads to compare (logits, "
+              "mask, mask+conf): each export made with that head, every row timed to a uint8 mask in host memory "
+              "(the logits head's argmax included)  [default: logits, timed to the logits]")
+@click.option("--serve", is_flag=True, help="Load-test `segx serve` instead of the matrix: each --models file "
+              "(any model segx loads) in-process, then served on loopback to --clients concurrent gRPC clients.")
+@click.option("--clients", type=int, default=4, show_default=True, help="--serve: concurrent clients (<= 64).")
+@click.option("--duration", type=float, default=30.0, show_default=True, help="--serve: seconds (<= 600) ...")
+@click.option("--requests", type=int, default=2000, show_default=True, help="--serve: ... or requests, whichever "
+              "ends first.")
 def command(models: tuple[str, ...], archs: tuple[str, ...], runtimes: tuple[str, ...], precisions: tuple[str, ...],
-            batches: tuple[str, ...], **options: Any) -> None:
+            batches: tuple[str, ...], heads: tuple[str, ...], serve: bool, clients: int, duration: float,
+            requests: int, **options: Any) -> None:
     """Benchmark every model x runtime x precision x batch: size, parity (mIoU, ΔmIoU, pixel agreement, max
     |Δlogit| against torch fp32), p50/p95/p99 latency and images/s, each row in its own subprocess.
 
@@ -99,9 +121,15 @@ def command(models: tuple[str, ...], archs: tuple[str, ...], runtimes: tuple[str
       segx bench --models runs/lraspp_mobilenet_v3_large --data data/synth --runtimes torch onnxruntime openvino
       segx bench --models runs/A/best.pt runs/B --precisions fp32,int8 --batch 1,8 --out runs/bench_ab
       segx bench --archs deeplabv3_resnet50 --device cuda --runtimes torch,tensorrt --precisions fp32,fp16 --batch 1 16
+      segx bench --archs lraspp_mobilenet_v3_large --runtimes openvino,onnxruntime --precisions fp32,int8 \\
+        --heads logits,mask --imgsz 512 --repeat 3
+      segx bench --serve --models runs/lraspp/best_mask.xml --clients 4 --requests 2000 --imgsz 512
     """
+    if serve:
+        _serve_bench(split_list(models), clients, duration, requests, options)
+        return
     from bench.run import BenchConfig, run_bench
 
     run_bench(BenchConfig(models=split_list(models), archs=split_list(archs), runtimes=split_list(runtimes),
-                          precisions=split_list(precisions), batches=parse_batches(batches),
+                          precisions=split_list(precisions), batches=parse_batches(batches), heads=split_list(heads),
                           command=_command_line(), **options))

@@ -19,6 +19,10 @@ def _pct(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x * 100:.{digits}f}"
 
 
+def _sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
 def _miou(ref: float | None, new: float | None) -> str:
     return "-" if ref is None or new is None else f"{ref * 100:.1f}→{new * 100:.1f}"
 
@@ -37,8 +41,8 @@ def verdict_table(result: ExportResult) -> Table:
             size = f"{c.imgsz[0]}²" if c.imgsz[0] == c.imgsz[1] else f"{c.imgsz[0]}×{c.imgsz[1]}"
             verdict = ("[green]PASS[/] " if c.passed else "[red]FAIL[/] ") + gate_for(c.precision).short()
             table.add_row(a.precision if i == 0 else "", a.path.name if i == 0 else "",
-                          f"{c.n_images}×{size}" + ("" if c.labels else "*"), f"{c.max_abs_diff:.1e}",
-                          f"{c.mean_abs_diff:.1e}", _pct(c.pixel_agreement, 3), _miou(c.miou_ref, c.miou),
+                          f"{c.n_images}×{size}" + ("" if c.labels else "*"), _sci(c.max_abs_diff),
+                          _sci(c.mean_abs_diff), _pct(c.pixel_agreement, 3), _miou(c.miou_ref, c.miou),
                           "-" if c.miou_delta is None else f"{c.miou_delta * 100:+.2f}", verdict)
     if any(not c.labels for a in result.attempts for c in a.checks):
         table.caption = "* no labels (random inputs without --data, or --dynamic's second-size check): logits only"
@@ -71,9 +75,12 @@ def verdict_table(result: ExportResult) -> Table:
 @click.option("--workspace", type=float, default=4.0, show_default=True, help="TensorRT builder workspace, GiB.")
 @click.option("--batch", type=int, default=1, show_default=True,
               help="trt --dynamic: the batch the engine is tuned for (profile opt; max is max(16, batch)).")
+@click.option("--head", type=click.Choice(["logits", "mask", "mask+conf"]), default="logits", show_default=True,
+              help="Outputs: float logits N×C×H×W, or the upsample + argmax inside the graph: a uint8 mask N×H×W "
+                   "(mask+conf adds the float32 max softmax probability). Files get _mask / _maskconf.")
 def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: bool, data: Path | None, split: str,
             out: Path | None, no_simplify: bool, no_verify: bool, n_verify: int, opset: int | None,
-            workspace: float, batch: int) -> None:
+            workspace: float, batch: int, head: str) -> None:
     """Export a segx checkpoint and prove the export answers like PyTorch.
 
     After every export, PyTorch and the exported model segment the same --n-verify images of --split; the table
@@ -98,7 +105,7 @@ def command(model: Path, fmt: str, imgsz: int, dynamic: bool, fp16: bool, int8: 
 
     result = run_export(model, fmt, imgsz=imgsz, dynamic=dynamic, fp16=fp16, int8=int8, data=data, split=split,
                         out=out, simplify=not no_simplify, verify=not no_verify, n_verify=n_verify, opset=opset,
-                        workspace=workspace, batch=batch)
+                        workspace=workspace, batch=batch, head=head)
     if result.verified:
         console = Console()
         Console(width=None if console.is_terminal else 120).print(verdict_table(result))

@@ -22,7 +22,9 @@ class DemoConfig:
     bench_min_time: float = 1.0
     n_verify: int = 16
     video_frames: int = 60
-    exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8")  # FORMAT[:PRECISION]; +trt on CUDA
+    exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8",  # FORMAT[:PRECISION[:HEAD]];
+                                "openvino:int8:mask")                           # +trt on CUDA
+    bench_heads: tuple[str, ...] = ("logits", "mask")  # each bench row timed to a host mask, both heads side by side
     bench_runtimes: tuple[str, ...] = ("torch", "onnxruntime", "openvino")        # +tensorrt on CUDA
     bench_precisions: tuple[str, ...] = ("fp32", "bf16", "int8")
     bench_edge: bool = True    # add the edge runtimes (executorch, litert, ncnn) that are installed (segx[edge])

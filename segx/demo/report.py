@@ -51,9 +51,17 @@ def export_table(exports: list[dict[str, Any]]) -> Table:
     return head, rows
 
 
+def heads_summary(rows: list[dict[str, Any]]) -> str:
+    from bench.report import heads_summary as summary
+
+    return summary(rows) if len({r.get("head") or "logits" for r in rows}) > 1 else ""
+
+
 def bench_table(bench: dict[str, Any]) -> Table:
-    head = ["runtime", "precision", "batch", "size MB", "mIoU %", "ΔmIoU pt", "agreement %", "p50 ms", "FPS", "status"]
-    rows = [[r["runtime"], r["precision"], str(r["batch"]), _num(r.get("size_mb")), _pct(r.get("miou")),
+    head = ["runtime", "precision", "head", "batch", "size MB", "mIoU %", "ΔmIoU pt", "agreement %", "p50 ms", "FPS",
+            "status"]
+    rows = [[r["runtime"], r["precision"], r.get("head") or "logits", str(r["batch"]), _num(r.get("size_mb")),
+             _pct(r.get("miou")),
              _num(None if r.get("miou_delta") is None else 100 * r["miou_delta"]), _pct(r.get("pixel_agreement")),
              _num(r.get("p50_ms")), _num(r.get("fps"), ".1f"),
              r["status"] + (f" — {r['error']}" if r.get("error") else "")] for r in bench.get("rows", [])]
@@ -109,6 +117,7 @@ def sections(res: DemoResult) -> list[tuple[str, list[Any]]]:
                                 "that passed).", export_table(res.exports)]),
         ("Benchmark", [f"`{res.bench.get('command', 'segx bench')}`" if res.bench.get("command") else
                        "Accuracy and latency per runtime × precision (batch 1).", bench_table(res.bench),
+                       heads_summary(res.bench.get("rows", [])),
                        ("img", res.config.out / "bench" / "bench.png")]),
         ("Prediction on a video", [
             f"`segx predict {res.predict.get('source')} --model {res.predict.get('model')} "

@@ -53,8 +53,9 @@ def _export_plan(cfg: DemoConfig, device: str) -> list[tuple[str, dict[str, Any]
     """(format, options) per FORMAT[:PRECISION] entry of cfg.exports, plus TensorRT fp16 on CUDA."""
     plan = []
     for entry in cfg.exports + (("trt:fp16",) if device.startswith("cuda") else ()):
-        fmt, _, precision = entry.partition(":")
-        plan.append((fmt, {precision: True} if precision in ("int8", "fp16") else {}))
+        fmt, _, rest = entry.partition(":")
+        precision, _, head = rest.partition(":")
+        plan.append((fmt, {**({precision: True} if precision in ("int8", "fp16") else {}), "head": head or "logits"}))
     return plan
 
 
@@ -63,7 +64,8 @@ def stage_export(cfg: DemoConfig, res: DemoResult) -> None:
 
     assert res.run_dir is not None
     for fmt, opts in _export_plan(cfg, res.device):
-        name = fmt + ("_int8" if opts.get("int8") else "_fp16" if opts.get("fp16") else "")
+        name = fmt + ("_int8" if opts.get("int8") else "_fp16" if opts.get("fp16") else "") + \
+            ("" if opts["head"] == "logits" else f"_{opts['head']}")
         row: dict[str, Any] = {"format": fmt, "requested": "int8" if opts.get("int8") else
                                "fp16" if opts.get("fp16") else "fp32"}
         try:
@@ -97,7 +99,7 @@ def stage_bench(cfg: DemoConfig, res: DemoResult) -> None:
     bc = BenchConfig(models=(str(res.run_dir / "best.pt"),), runtimes=runtimes, precisions=precisions,
                      data=str(res.data), n_images=cfg.n_verify, imgsz=cfg.imgsz, batches=(1,),
                      device=res.device, out=str(cfg.out / "bench"), min_iters=cfg.bench_min_iters,
-                     min_time=cfg.bench_min_time, max_miou_drop=1.0)
+                     min_time=cfg.bench_min_time, max_miou_drop=1.0, heads=cfg.bench_heads)
     try:
         result = run_bench(bc)
     except SegxError as e:  # the gate: reports are written; the demo shows the failing rows instead of stopping

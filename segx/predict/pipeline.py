@@ -17,7 +17,8 @@ import numpy as np
 from segx.runtimes.base import Runtime
 from segx.errors import SegxError
 from segx.predict.overlay import palette_lut, render
-from segx.predict.preprocess import Letterbox, check_model, from_logits, plan_letterbox, size_multiple, to_input
+from segx.predict.frames import Output, run_model, to_frame
+from segx.predict.preprocess import Letterbox, check_model, plan_letterbox, size_multiple, to_input
 from segx.predict.regions import Region, find_regions
 from segx.predict.sources import Frame, Source
 
@@ -167,9 +168,10 @@ class PredictRun:
             if isinstance(item, _Failed):
                 break
             frame, box, x = item
-            logits = np.asarray(self.runtime.infer(x[None]))
-            self._check_logits(logits, box)
-            self._put(out, (frame, box, logits[0]))
+            output = run_model(self.runtime, x[None], confidence=self.options.confidence)
+            if self.meta.head == "logits":
+                self._check_logits(output[0][None], box)
+            self._put(out, (frame, box, output[0]))
         self._put(out, item)
 
     def _post(self, inp: queue.Queue, out: queue.Queue) -> None:
@@ -186,9 +188,9 @@ class PredictRun:
             raise SegxError(f"{self.runtime.model_path}: model returned logits {logits.shape}, expected {want} "
                             f"(the model's metadata says {self.meta.num_classes} classes; was it exported by segx?)")
 
-    def _finish(self, frame: Frame, box: Letterbox, logits: np.ndarray) -> Result:
+    def _finish(self, frame: Frame, box: Letterbox, output: Output) -> Result:
         o = self.options
-        mask, conf, probs = from_logits(logits, box, want_conf=o.confidence, want_probs=o.probabilities)
+        mask, conf, probs = to_frame(output, box, want_conf=o.confidence, want_probs=o.probabilities)
         regions = find_regions(mask, self.meta.classes, conf, include_background=o.include_background,
                                min_area=o.min_area)
         self._times.append(time.perf_counter())

@@ -118,8 +118,11 @@ class OnnxRuntime(Runtime):
         self.input_shape = dims_to_shape(inp.shape)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         batch = check_batch(self.name, self.input_shape, batch)
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+        return tuple(self.session.run(None, {self.input_name: batch}))
 
     def close(self) -> None:
         self.session = None

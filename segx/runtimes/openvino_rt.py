@@ -100,9 +100,13 @@ class OpenVINORuntime(Runtime):
         self.request = self.compiled.create_infer_request()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         batch = check_batch(self.name, self.input_shape, batch)
         result = self.request.infer({0: batch})
-        return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32)
+        arrays = (np.asarray(result[out]) for out in self.compiled.outputs)
+        return tuple(a.astype(np.float32, copy=False) if a.dtype.kind == "f" else a for a in arrays)
 
     def close(self) -> None:
         self.request = self.compiled = None

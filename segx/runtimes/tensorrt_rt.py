@@ -118,17 +118,24 @@ class TensorRTRuntime(Runtime):
         self.precision = file_precision(self.name, self.model_path, self.precision, self.meta.precision)
 
     def _bind(self, trt: Any) -> None:
+        import torch
+
         engine = self.engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.input_name, self.output_name = inputs[0], next(n for n in names if n not in inputs)
-        for name in (self.input_name, self.output_name):
-            if engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
-                raise SegxError(f"{self.model_path}: tensor '{name}' is {engine.get_tensor_dtype(name)}, segx "
-                                f"engines take and return float32; {REBUILD}")
+        self.input_name = inputs[0]
+        self.output_names = [n for n in names if n not in inputs]  # logits, or mask (+ confidence)
+        if engine.get_tensor_dtype(self.input_name) != trt.DataType.FLOAT:
+            raise SegxError(f"{self.model_path}: input '{self.input_name}' is {engine.get_tensor_dtype(self.input_name)}"
+                            f", segx engines take float32; {REBUILD}")
+        self.output_dtypes = [getattr(torch, np.dtype(trt.nptype(engine.get_tensor_dtype(n))).name)
+                              for n in self.output_names]
         self.input_shape = dims_to_shape(engine.get_tensor_shape(self.input_name))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         import torch
 
         batch = check_batch(self.name, self.input_shape, batch)
@@ -139,15 +146,16 @@ class TensorRTRuntime(Runtime):
                 shapes = self.meta.extra.get("profile", {})
                 raise SegxError(f"{self.model_path}: input {tuple(x.shape)} is outside the engine's shapes "
                                 f"{shapes.get('min')}..{shapes.get('max')}; re-export with --imgsz / --dynamic")
-            out = torch.empty(tuple(context.get_tensor_shape(self.output_name)), dtype=torch.float32,
-                              device=self.device)
+            outs = [torch.empty(tuple(context.get_tensor_shape(name)), dtype=dtype, device=self.device)
+                    for name, dtype in zip(self.output_names, self.output_dtypes, strict=True)]
             context.set_tensor_address(self.input_name, x.data_ptr())
-            context.set_tensor_address(self.output_name, out.data_ptr())
+            for name, out in zip(self.output_names, outs, strict=True):
+                context.set_tensor_address(name, out.data_ptr())
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
             if not context.execute_async_v3(self.stream.cuda_stream):
                 raise SegxError(f"{self.model_path}: TensorRT execution failed")
             self.stream.synchronize()
-        return out.cpu().numpy()
+        return tuple(out.cpu().numpy() for out in outs)
 
     def close(self) -> None:
         self.context = self.engine = None

@@ -49,11 +49,16 @@ def gpu_memory_mb(device: str) -> float | None:
     except RuntimeError:
         return None
     return (total - free) / 2**20
+def tensors_to_numpy(out: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[np.ndarray, ...]:
+    """A module's output(s) as host arrays: floating tensors as float32 (autocast gives bf16/fp16), others as is."""
+    outs = out if isinstance(out, tuple) else (out,)
+    return tuple((t.float() if t.is_floating_point() else t).cpu().numpy() for t in outs)
 
 
 @register_runtime
 class TorchRuntime(Runtime):
-    """Options: channels_last (default True)."""
+    """Options: channels_last (default True), head (logits | mask | mask+conf: wrap the model in that deployment
+    head, segx.models.heads; default logits)."""
 
     name = "torch"
     suffixes = (".pt", ".pth")
@@ -80,6 +85,13 @@ class TorchRuntime(Runtime):
 
             given = load_model(self.model_path)
         module, self.meta = given
+        head = self.options.get("head", "logits")
+        if head != self.meta.head:
+            from segx.models.heads import with_head
+
+            if self.meta.head != "logits":
+                raise SegxError(f"{self.model_path}: a {self.meta.head} model cannot be given another head")
+            module, self.meta = with_head(module, head), self.meta.replace(head=head)
         if self.precision == "fp16" and not self.device.startswith("cuda"):
             raise RuntimeUnavailable("runtime 'torch' runs fp16 on CUDA only (CPU autocast fp16 is emulated and "
                                      "slow); use bf16 on CPU")
@@ -96,15 +108,18 @@ class TorchRuntime(Runtime):
         return torch.autocast(self.device.split(":")[0], dtype=_DTYPES[self.precision])
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         batch = check_batch(self.name, self.input_shape, batch)
         x = torch.from_numpy(batch).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), self._autocast():
             out = self.module(x)
-        if not isinstance(out, torch.Tensor):
+        if not isinstance(out, (torch.Tensor, tuple)):
             raise SegxError(f"{self.model_path}: model returned {type(out).__name__}, expected one logits tensor")
-        return out.float().cpu().numpy()
+        return tensors_to_numpy(out)
 
     def close(self) -> None:
         self.module = None  # type: ignore[assignment]

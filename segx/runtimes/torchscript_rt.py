@@ -11,7 +11,7 @@ import torch
 from segx.runtimes.base import register_runtime
 from segx.runtimes.base import Runtime
 from segx.runtimes.common import check_batch
-from segx.runtimes.torch_rt import cuda_check
+from segx.runtimes.torch_rt import cuda_check, tensors_to_numpy
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 
@@ -55,10 +55,13 @@ class TorchScriptRuntime(Runtime):
         self.input_shape = (batch, 3, size, size)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         batch = check_batch(self.name, self.input_shape, batch)
         with torch.inference_mode():
             out = self.module(torch.from_numpy(batch).to(self.device))
-        return out.float().cpu().numpy()
+        return tensors_to_numpy(out)
 
     def close(self) -> None:
         self.module = None
