@@ -80,7 +80,7 @@ def test_export_batch_option() -> None:
     assert validate_options("trt", FORMATS["trt"].options, {"dynamic": True, "batch": 16}).batch == 16
     with pytest.raises(SegxError, match="batch 8 needs a dynamic export"):
         validate_options("trt", FORMATS["trt"].options, {"batch": 8})
-    with pytest.raises(SegxError, match="does not take option 'batch'"):
+    with pytest.raises(SegxError, match="does not take --batch"):
         validate_options("onnx", FORMATS["onnx"].options, {"dynamic": True, "batch": 8})
 
 

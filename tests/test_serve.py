@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-import segx
+from segx.predict import predict
 from bench.serve_load import free_ports, wait_ready
 from segx.errors import SegxError
 from segx.meta import ModelMeta
@@ -60,7 +60,7 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def _predict_masks(model: Path, images: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    with segx.predict(str(images[0].parent), str(model), overlay=False) as run:
+    with predict(str(images[0].parent), str(model), overlay=False) as run:
         return {r.source: (r.mask, r.confidence) for r in run}
 
 
