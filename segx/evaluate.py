@@ -30,6 +30,21 @@ def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> Pre
     return predict
 
 
+def fit_input(x: torch.Tensor, fixed: tuple[int, int] | None) -> torch.Tensor:
+    """The accuracy protocol's input: the image at its own size for a dynamic model, resized (bilinear) to the size
+    of a fixed-shape one."""
+    if fixed is not None and tuple(x.shape[-2:]) != tuple(fixed):
+        return F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
+    return x
+
+
+def class_map(logits: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """N×C×h×w logits -> N×H×W class indices at the mask's size (logits upsampled bilinearly first)."""
+    if tuple(logits.shape[-2:]) != tuple(hw):
+        logits = F.interpolate(logits.float(), size=hw, mode="bilinear", align_corners=False)
+    return logits.argmax(1).cpu()
+
+
 def runtime_predictor(runtime: Any) -> Predictor:
     """Wrap a bench `Runtime`; a model with one fixed input size gets the image resized to it."""
     from segx.errors import SegxError
@@ -39,8 +54,7 @@ def runtime_predictor(runtime: Any) -> Predictor:
     fixed, n = runtime.fixed_hw, runtime.meta.num_classes
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        if fixed is not None and tuple(x.shape[-2:]) != tuple(fixed):
-            x = F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
+        x = fit_input(x, fixed)
         logits = np.ascontiguousarray(runtime.infer(x.numpy().astype(np.float32)))
         if logits.ndim != 4 or logits.shape[1] != n:
             raise SegxError(f"{runtime.model_path}: model returned logits {logits.shape}, expected N×{n}×H×W "
@@ -74,10 +88,7 @@ def score(predict: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor
           bf: BoundaryF1 | None = None, on_image: Callable[[], None] | None = None) -> None:
     """Predict every (image, mask) batch at the mask's resolution and add it to the accumulators."""
     for image, mask in batches:
-        logits = predict(image)
-        if tuple(logits.shape[-2:]) != tuple(mask.shape[-2:]):
-            logits = F.interpolate(logits.float(), size=mask.shape[-2:], mode="bilinear", align_corners=False)
-        pred = logits.argmax(1).cpu()
+        pred = class_map(predict(image), tuple(mask.shape[-2:]))
         cm.update(pred, mask)
         if bf is not None:
             for p, m in zip(pred, mask):
@@ -87,16 +98,20 @@ def score(predict: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor
 
 
 def evaluate(model: str | Path | nn.Module | Any, data: str | Path, split: str = "val", *, device: str = "auto",
-             tol: float = 2, workers: int = 0, show_progress: bool = True) -> dict[str, Any]:
-    """Metrics of `model` on list `split` of the VOC tree `data` (fractions 0..1; see docs/eval.md)."""
-    from torch.utils.data import DataLoader
+             tol: float = 2, workers: int = 0, show_progress: bool = True, n: int | None = None) -> dict[str, Any]:
+    """Metrics of `model` on list `split` of the VOC tree `data` (fractions 0..1; see docs/eval.md): the whole split,
+    or its first `n` images."""
+    from torch.utils.data import DataLoader, Subset
 
     from segx.data.transforms import eval_transforms
     from segx.data.voc import VOCSegmentation
     from segx.errors import SegxError
     from segx.log import progress
 
-    dataset = VOCSegmentation(data, split, eval_transforms())
+    full = VOCSegmentation(data, split, eval_transforms())
+    if n is not None and n < 1:
+        raise SegxError(f"n must be ≥ 1 (the number of images to score), got {n}")
+    dataset = full if n is None or n >= len(full) else Subset(full, range(n))
     predict, meta, close = open_predictor(model, device)
     if meta.num_classes != NUM_CLASSES:
         close()
@@ -114,5 +129,5 @@ def evaluate(model: str | Path | nn.Module | Any, data: str | Path, split: str =
         close()
     seconds = time.perf_counter() - start
     return {**cm.compute(meta.classes), **bf.compute(meta.classes), "arch": meta.arch, "model": str(model),
-            "data": str(dataset.root), "split": split, "images": len(dataset), "seconds": round(seconds, 3),
+            "data": str(full.root), "split": split, "images": len(dataset), "seconds": round(seconds, 3),
             "images_per_s": round(len(dataset) / seconds, 3) if seconds > 0 else None}
