@@ -27,7 +27,7 @@ class DemoConfig:
     imgsz: int = 256           # export / bench / predict size
     bench_min_iters: int = 20
     bench_min_time: float = 1.0
-    n_verify: int = 16
+    n_verify: int | None = None  # parity / bench images: None = the whole val split
     video_frames: int = 60
     exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8")  # FORMAT[:PRECISION]; +trt on CUDA
     bench_runtimes: tuple[str, ...] = ("torch", "onnxruntime", "openvino")        # +tensorrt on CUDA
@@ -122,7 +122,8 @@ def stage_export(cfg: DemoConfig, res: DemoResult) -> None:
                    summary=r.summary(), size_mb=kept.size_mb if kept else None,
                    seconds=kept.seconds if kept else None,
                    agreement=getattr(check, "pixel_agreement", None), max_abs_diff=getattr(check, "max_abs_diff", None),
-                   miou_delta=getattr(check, "miou_delta", None))
+                   miou_delta=getattr(check, "miou_delta", None), images=getattr(check, "n_images", None),
+                   drop_ci=getattr(check, "drop_ci", None))
         res.exports.append(row)
 
 
