@@ -91,8 +91,9 @@ def _config(trt: Any, builder: Any, job: ExportJob, onnx_bytes: bytes) -> tuple[
         config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for the layers left in float
     calibrator = None
     if job.precision == "int8":
-        images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]
-                                   batch=CALIB_BATCH if job.meta.dynamic else 1, skip=job.opts.n_verify)
+        images = CalibrationImages(job.opts.data, job.opts.calib_split, job.meta.imgsz,  # type: ignore[arg-type]
+                                   n=job.opts.calib_n, batch=CALIB_BATCH if job.meta.dynamic else 1,
+                                   gate_split=job.opts.split, gate_n=job.opts.n_verify)
         config.set_flag(trt.BuilderFlag.INT8)
         calibrator = make_calibrator(trt, images, calibration_cache(job, onnx_bytes))
         config.int8_calibrator = calibrator
