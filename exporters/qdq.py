@@ -32,7 +32,13 @@ def _forms() -> dict[str, dict[str, Any]]:
 
 
 FORMS = ("ort", "tensorrt")
-CALIB_CHUNK = 8  # MinMax folds its running ranges every 8 images: memory stays flat with 300 images at 512²
+CALIB_CHUNK = 8  # MinMax folds its ranges every <= 8 batches (CalibStridedMinMax): memory stays flat at 300 × 512²
+# (not CalibMaxIntermediateOutputs: ONNX Runtime 1.32 drops the collected outputs when that limit is reached)
+
+
+def _stride(n: int) -> int:
+    """The largest chunk <= CALIB_CHUNK that divides n (ONNX Runtime requires it)."""
+    return max(d for d in range(1, CALIB_CHUNK + 1) if n % d == 0)
 
 
 @dataclass(frozen=True)
@@ -84,14 +90,18 @@ def _reader(cal: Calibrated) -> Any:
         """ONNX Runtime's calibration protocol over the shared CalibrationImages batches."""
 
         def __init__(self) -> None:
-            self.batches = iter(cal.images)
+            self.set_range(0, len(cal.images))
+
+        def __len__(self) -> int:
+            return len(cal.images)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            """The chunk of batches the next collect_data pass reads (CalibStridedMinMax)."""
+            self.batches = (cal.images.batch_at(b) for b in range(start_index, min(end_index, len(cal.images))))
 
         def get_next(self) -> dict[str, Any] | None:
             batch = next(self.batches, None)
             return None if batch is None else {cal.input_name: batch}
-
-        def rewind(self) -> None:
-            self.batches = iter(cal.images)
 
     return Reader()
 
@@ -106,7 +116,7 @@ def build(cal: Calibrated, out: Path, form: str, exclude: Sequence[str] = ()) ->
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=spec["activation_type"],
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                     nodes_to_exclude=list(exclude),
-                    extra_options={**spec["extra_options"], "CalibMaxIntermediateOutputs": CALIB_CHUNK},
+                    extra_options={**spec["extra_options"], "CalibStridedMinMax": _stride(len(cal.images))},
                     calibration_cache_path=str(cal.cache))
     return out
 

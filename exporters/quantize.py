@@ -63,12 +63,15 @@ class CalibrationImages:
         return f"calibrated on {self.n_images} '{self.split}' images at {self.imgsz}², {how}"
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return (self.batch_at(b) for b in range(len(self)))
+
+    def batch_at(self, b: int) -> np.ndarray:
+        """Batch number b: its images resized to imgsz² like the accuracy protocol resizes them."""
         from segx.evaluate import fit_input
 
         size = (self.imgsz, self.imgsz)
-        for b in range(len(self)):
-            chunk = self.indices[b * self.batch:(b + 1) * self.batch]
-            yield torch.cat([fit_input(self.dataset[i][0][None], size) for i in chunk]).numpy().astype(np.float32)
+        chunk = self.indices[b * self.batch:(b + 1) * self.batch]
+        return torch.cat([fit_input(self.dataset[i][0][None], size) for i in chunk]).numpy().astype(np.float32)
 
 
 def calibration_for(job: object) -> CalibrationImages:
