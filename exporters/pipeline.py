@@ -125,7 +125,8 @@ def verify(row: Format, job: ExportJob, path: Path, source: Source) -> list[Pari
             checks = [check_parity(ref, cand, data=opts.data, split=opts.split, n=opts.n_verify,
                                    imgsz=job.meta.imgsz)]
             if job.meta.dynamic:
-                checks.append(check_dynamic(ref, cand, data=opts.data, split=opts.split, imgsz=job.meta.imgsz))
+                checks.append(check_dynamic(ref, cand, data=opts.data, split=opts.split, imgsz=job.meta.imgsz,
+                                            n=opts.n_verify))
     finally:
         source.module.to("cpu")
     return checks

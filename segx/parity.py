@@ -163,10 +163,12 @@ def _compare(reference: Runtime, candidate: Runtime,
         if mask is None:
             stats["labels"] = False
             continue
+        masks = mask[None] if mask.ndim == 2 else mask  # one H×W mask, or N×H×W for a batch
         for per, p in ((cms_ref, pred_ref), (cms, pred)):
-            cm = ConfusionMatrix(nc)
-            cm.update(p[0], mask)
-            per.append(cm.mat)
+            for k in range(len(p)):
+                cm = ConfusionMatrix(nc)
+                cm.update(p[k], masks[k])
+                per.append(cm.mat)
     if stats["labels"] and cms:
         stats["cms_ref"], stats["cms"] = np.stack(cms_ref), np.stack(cms)
     return stats
@@ -203,16 +205,28 @@ def check_parity(reference: Runtime, candidate: Runtime, *, data: str | Path | N
 
 
 def check_dynamic(reference: Runtime, candidate: Runtime, *, data: str | Path | None, split: str = "val",
-                  imgsz: int) -> ParityResult:
-    """For a dynamic-shape export: one batch of 2 at a non-square size other than imgsz (labels not used)."""
-    h, w = imgsz + 32, max(32, imgsz - 16)
+                  imgsz: int, n: int | None = None) -> ParityResult:
+    """For a dynamic-shape export: the split (or n random inputs) in batches of 2 at a non-square size other than
+    imgsz; with data the masks are resized (nearest) to that size too, so the gate judges the mIoU drop there."""
     from segx.evaluate import fit_input
 
-    images = [fit_input(torch.from_numpy(img), (h, w)) for img, _ in parity_inputs(data, split, 2, imgsz)]
-    batch = torch.cat(images * 2 if len(images) == 1 else images)
-    batch = (batch[:candidate.input_shape[0]] if candidate.input_shape[0] else batch).numpy()  # fixed-batch model
-    stats = _compare(reference, candidate, iter([(batch, None)]))
-    return _result(candidate, stats, (h, w), None)
+    h, w = imgsz + 32, max(32, imgsz - 16)
+    per_batch = min(2, candidate.input_shape[0] or 2)  # a fixed-batch model (Mask R-CNN) takes its own batch
+
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        items = list(parity_inputs(data, split, n if data is not None else (n or 2), imgsz))
+        for b in range(0, len(items), per_batch):
+            chunk = items[b:b + per_batch]
+            images = torch.cat([fit_input(torch.from_numpy(img), (h, w)) for img, _ in chunk]).numpy()
+            if chunk[0][1] is None:
+                yield images, None
+                continue
+            masks = [torch.nn.functional.interpolate(torch.from_numpy(m)[None, None].float(), size=(h, w),
+                                                     mode="nearest")[0, 0].to(torch.uint8) for _, m in chunk]
+            yield images, torch.stack(masks).numpy()
+
+    stats = _compare(reference, candidate, pairs())
+    return _result(candidate, stats, (h, w), split if data is not None else None)
 
 
 def check_file(model: str | Path, reference: str | Path, *, data: str | Path | None, split: str = "val",

@@ -108,9 +108,14 @@ def test_export_never_keeps_an_int8_model_with_wrong_scales(run_dir: Path, synth
 
 @pytest.mark.slow
 def test_tensorrt_form_is_signed_symmetric_int8_and_passes_the_gate(multiclass_checkpoint: Path, synth_voc: Path,
-                                                                    tmp_path: Path) -> None:
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import exporters.sensitivity as sens
     from exporters.job import load_source, make_job, validate_options
     from exporters.qdq import tensorrt_int8_onnx
+
+    every = sens.layer_groups  # the search over the 3 kind groups only (hard-swish, squeeze-excite, upsample): fast
+    monkeypatch.setattr(sens, "layer_groups", lambda m: [g for g in every(m) if not g.name.startswith("net.")])
 
     opts = validate_options("trt", ("int8",), {"int8": True, "data": synth_voc, **TINY})
     job = make_job(load_source(multiclass_checkpoint), opts, "int8", tmp_path)

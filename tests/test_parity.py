@@ -125,8 +125,12 @@ def test_dynamic_check_runs_batch_two_at_another_size(synth_voc: Path) -> None:
         seen.append(batch.shape)
         return linear_logits(batch)
 
-    res = check_dynamic(rt(linear_logits), rt(record), data=synth_voc, imgsz=64)
-    assert res.passed and seen == [(2, 3, 96, 48)] and res.n_images == 2 and not res.labels
+    res = check_dynamic(rt(linear_logits), rt(record), data=synth_voc, imgsz=64, n=2)
+    assert res.passed and seen == [(2, 3, 96, 48)] and res.n_images == 2 and res.labels  # masks resized too
+    seen.clear()
+    whole = check_dynamic(rt(linear_logits), rt(record), data=synth_voc, imgsz=64)
+    assert [s[0] for s in seen] == [2, 2, 1] and whole.n_images == 5 and whole.drop_ci is not None
+    assert not check_dynamic(rt(linear_logits), rt(record), data=None, imgsz=64).labels
 
 
 def test_bad_n_and_empty_split(synth_voc: Path) -> None:

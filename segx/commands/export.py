@@ -34,7 +34,7 @@ def verdict_table(result: ExportResult) -> Table:
         for i, c in enumerate(a.checks):
             add_check(table, c, a.precision if i == 0 else "", a.path.name if i == 0 else "")
     if any(not c.labels for a in result.attempts for c in a.checks):
-        table.caption = "* no labels (random inputs without --data, or --dynamic's second-size check): logits only"
+        table.caption = "* no labels (random inputs without --data): logits and agreement only"
     return table
 
 
