@@ -3,10 +3,8 @@ dynamic batch/H/W, onnxslim simplification, onnx.checker, segx metadata in metad
 exporters.qdq in the form ONNX Runtime runs fastest."""
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
-from typing import Any
 
 import onnx
 import torch
@@ -15,8 +13,6 @@ from exporters.job import ExportJob
 from exporters.onnx_legacy import legacy_onnx, pin_hw
 from segx.errors import SegxError
 from segx.meta import ModelMeta
-
-log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18   # the torch.export-based exporter's native opset; ONNX_OPSETS lists the others allowed
 INPUT, OUTPUT = "images", "logits"

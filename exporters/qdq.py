@@ -8,7 +8,6 @@ Mixed precision: the layer groups exporters.sensitivity finds costly stay float 
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ import onnx
 
 from exporters.job import ExportJob
 from exporters.quantize import CalibrationImages, calibration_for
-
-log = logging.getLogger(__name__)
 
 
 def _forms() -> dict[str, dict[str, Any]]:
