@@ -20,6 +20,8 @@ from segx.parity import GATES, Gate, check_file
 from segx.runtimes import load_runtime
 
 TINY = {"imgsz": 64}
+# INT8 exports calibrate, measure and search layer groups; the first test also trains the session fixture model
+pytestmark = pytest.mark.timeout(1200)
 
 
 def _copy(checkpoint: Path, folder: Path) -> Path:
