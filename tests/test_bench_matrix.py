@@ -18,6 +18,7 @@ from segx.cli import cli
 
 FAST = {"imgsz": 64, "min_iters": 3, "min_time": 0.0, "threads": 1}
 ARCH = "lraspp_mobilenet_v3_large"
+MATRIX_TIMEOUT = pytest.mark.timeout(1200)  # the matrix exports INT8 twice (calibration + layer search) at 64²
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def _by(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]
 
 
 @pytest.mark.slow
+@MATRIX_TIMEOUT
 def test_matrix_rows_and_statuses(matrix_run: BenchResult) -> None:
     rows = _by(matrix_run.rows)
     assert len(matrix_run.rows) == 6
@@ -56,6 +58,7 @@ def test_matrix_rows_and_statuses(matrix_run: BenchResult) -> None:
 
 
 @pytest.mark.slow
+@MATRIX_TIMEOUT
 def test_matrix_report_files(matrix_run: BenchResult) -> None:
     files = matrix_run.files
     assert {p.name for p in files.values()} == {"bench.json", "bench.csv", "bench.md", "bench.png"}
@@ -107,6 +110,7 @@ def test_gate_exits_1_after_writing_reports(trained_checkpoint: Path, synth_voc:
 
 
 @pytest.mark.slow
+@MATRIX_TIMEOUT
 def test_eval_parity_and_bench_report_the_same_miou(matrix_run: BenchResult, multiclass_checkpoint: Path,
                                                     synth_voc: Path) -> None:
     """One accuracy protocol: the same model file, images and size score the same mIoU in all three (0.05 pt)."""
