@@ -51,7 +51,7 @@ def test_matrix_rows_and_statuses(matrix_run: BenchResult) -> None:
             assert int8["status"] == "pass" and int8["p50_ms"] > 0 and int8["miou"] is not None, int8
             assert int8["pixel_agreement"] > 0.9 and int8["parity_images"] == 5  # the whole val split
             assert "calibrated on" in int8["int8_calibration"]
-            assert int8["size_mb"] < fp32["size_mb"] / 2  # int8 weights
+            assert int8["size_mb"] < 0.8 * fp32["size_mb"]  # int8 weights (the search may keep a few groups float)
             assert int8["miou_ref"] == pytest.approx(ref["miou"])
     trained = rows[ARCH, "torch", "fp32"]
     assert trained["miou"] > 0.05 and trained["fps"] == pytest.approx(1000 / trained["p50_ms"])
