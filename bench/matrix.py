@@ -38,11 +38,12 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("torchscript", "fp32"): Recipe("torchscript"),
     ("onnxruntime", "fp32"): Recipe("onnx"),
     ("onnxruntime", "fp16"): Recipe("onnx", fp16=True, devices=("cuda",)),
-    ("onnxruntime", "int8"): Recipe("onnx", int8=True, devices=("cpu",), note="static QDQ, per-channel"),
+    ("onnxruntime", "int8"): Recipe("onnx", int8=True, devices=("cpu",),
+                                    note="static Q/DQ (u8 act, s8 per-channel weights), costly layers kept float"),
     ("openvino", "fp32"): Recipe("openvino", devices=("cpu",), note="f32 inference-precision hint"),
     ("openvino", "bf16"): Recipe("openvino", devices=("cpu",), note="the fp32 IR run with the bf16 hint"),
     ("openvino", "fp16"): Recipe("openvino", fp16=True, devices=("cpu",), note="fp16 IR, f16 hint"),
-    ("openvino", "int8"): Recipe("openvino", int8=True, devices=("cpu",), note="NNCF post-training quantisation"),
+    ("openvino", "int8"): Recipe("openvino", int8=True, devices=("cpu",), note="NNCF PTQ with accuracy control"),
     ("tensorrt", "fp32"): Recipe("trt", devices=("cuda",)),
     ("tensorrt", "fp16"): Recipe("trt", fp16=True, devices=("cuda",)),
     ("tensorrt", "int8"): Recipe("trt", int8=True, devices=("cuda",), note="explicit Q/DQ, strongly typed"),
@@ -56,6 +57,10 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("ncnn", "fp32"): Recipe("ncnn", devices=("cpu",), batch1=True),
     ("ncnn", "fp16"): Recipe("ncnn", fp16=True, devices=("cpu",), batch1=True, note="fp16 storage, fp32 compute"),
 }
+
+
+MASKRCNN_INT8 = ("Mask R-CNN INT8 not built: its fixed-batch legacy ONNX export (RoIAlign, NMS, data-dependent "
+                 "shapes) has no verified calibration path in segx yet; backbone+FPN-only Q/DQ is future work")
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,8 @@ def arch_skip(arch: str, recipe: Recipe | None) -> str | None:
     known = limitation(arch, recipe.fmt)
     if known:
         return f"{arch} does not export to {recipe.fmt}: {known}"
+    if recipe.int8 and spec.family == "R-CNN":
+        return MASKRCNN_INT8
     if recipe.fmt in spec.export_formats:
         return None
     return spec.export_notes.get(recipe.fmt) or f"{arch} does not export to {recipe.fmt}"

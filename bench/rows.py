@@ -16,7 +16,7 @@ ROW_KEYS = ("arch", "runtime", "precision", "device", "batch", "imgsz", "size_mb
 STATUSES = ("pass", "fail", "error", "skipped")
 # worker result fields copied into the row: parity (shared by rows of the same model file) and the rest
 PARITY_KEYS = ("miou", "miou_ref", "miou_delta", "pixel_agreement", "max_abs_logit_diff", "mean_abs_logit_diff",
-               "parity_images", "parity_passed", "parity_reason")
+               "parity_images", "parity_passed", "parity_reason", "drop_ci")
 EXTRA_KEYS = ("threads", "peak_mem_mb", "gpu_mem_mb", "load_s", "iters", "cpu_cores", "others_cpu")
 
 

@@ -25,7 +25,9 @@ class BenchConfig:
     precisions: tuple[str, ...] = ()      # () = matrix.DEFAULT_PRECISIONS[device]
     data: str | None = None               # VOC root: parity + mIoU per row, INT8 calibration
     split: str = "val"
-    n_images: int = 32
+    n_images: int | None = None           # parity images: None = the whole split
+    calib_split: str = "train"            # INT8 calibration (exporters.quantize policy)
+    calib_n: int = 300
     imgsz: int = 512
     batches: tuple[int, ...] = (1,)
     threads: int | None = None
@@ -52,7 +54,8 @@ class BenchConfig:
         parts += ["--models", *self.models] if self.models else []
         parts += ["--archs", ",".join(self.archs)] if self.archs else []
         parts += ["--runtimes", ",".join(self.runtimes), "--precisions", ",".join(self.precisions)]
-        parts += ["--data", self.data, "--split", self.split, "--n-images", str(self.n_images)] if self.data else []
+        parts += ["--data", self.data, "--split", self.split] if self.data else []
+        parts += ["--n-images", str(self.n_images)] if self.data and self.n_images else []
         parts += ["--imgsz", str(self.imgsz), "--batch", ",".join(map(str, self.batches)), "--device", self.device]
         parts += ["--threads", str(self.threads)] if self.threads else []
         parts += ["--repeat", str(self.repeat)] if self.repeat > 1 else []
@@ -79,6 +82,7 @@ class _Runner:
         self.config, self.out, self.data, self.calib = config, out, data, calib
         self.exports: dict[tuple[Any, ...], tuple[Path, float]] = {}
         self.parity: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.notes: dict[str, dict[str, Any]] = {}  # INT8 exports: calibration, tuning (bench.md notes)
 
     def model_file(self, plan: matrix.RowPlan) -> tuple[Path, float | None]:
         """The file the row loads: the checkpoint itself, or its export (made once, then reused)."""
@@ -97,12 +101,16 @@ class _Runner:
             data = self.data or (self.calib if recipe.int8 else None)
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(sys.stderr):  # stdout is the table's (NNCF prints progress bars there)
-                path = exporters.export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz, dynamic=plan.dynamic,
-                                        fp16=recipe.fp16, int8=recipe.int8, data=data, **tuned,
-                                        split=self.config.split if self.data else "train" if data else "val",
-                                        out=self.out / "models" / plan.source.label / tag, verify=False,
-                                        head=plan.head)
-            self.exports[key] = (Path(path), time.perf_counter() - t0)
+                made = exporters.run_export(str(plan.source.checkpoint), recipe.fmt, imgsz=plan.imgsz,
+                                            dynamic=plan.dynamic, fp16=recipe.fp16, int8=recipe.int8, data=data,
+                                            **tuned, split=self.config.split if self.data else "train" if data else "val",
+                                            calib_split=self.config.calib_split, calib_n=self.config.calib_n,
+                                            out=self.out / "models" / plan.source.label / tag, verify=False,
+                                            head=plan.head)
+            if made.path is None:
+                raise SegxError(made.summary())
+            self.notes[str(made.path)] = made.attempts[0].notes
+            self.exports[key] = (Path(made.path), time.perf_counter() - t0)
         return self.exports[key]
 
     def spec(self, plan: matrix.RowPlan, model: Path) -> dict[str, Any]:
@@ -124,6 +132,8 @@ class _Runner:
         try:
             model, export_s = self.model_file(plan)
             row.update(model_path=str(model), size_mb=size_mb(model), export_s=export_s)
+            notes = self.notes.get(str(model))
+            row.update({f"int8_{k}": v for k, v in (notes or {}).items() if k != "sensitivity"})
             result = rows.run_worker(self.spec(plan, model), self.config.timeout)
         except Exception as e:  # one row's failure is that row's status, like ultralytics benchmarks
             log.debug("row %s failed", plan.name, exc_info=True)
@@ -188,7 +198,7 @@ def _check(config: BenchConfig) -> None:
 
     for head in config.heads:
         check_head(head)
-    if config.n_images < 1:
+    if config.n_images is not None and config.n_images < 1:
         raise SegxError(f"--n-images must be >= 1 (got {config.n_images})")
     if config.threads is not None and config.threads < 1:
         raise SegxError(f"--threads must be >= 1 (got {config.threads})")

@@ -24,7 +24,8 @@ def _parity(candidate: Any, spec: dict[str, Any]) -> dict[str, Any]:
         r = check_parity(ref, candidate, data=p["data"], split=p["split"], n=p["n"], imgsz=spec["imgsz"])
     return {"miou": r.miou, "miou_ref": r.miou_ref, "miou_delta": r.miou_delta, "pixel_agreement": r.pixel_agreement,
             "max_abs_logit_diff": r.max_abs_diff, "mean_abs_logit_diff": r.mean_abs_diff,
-            "parity_images": r.n_images, "parity_passed": bool(r.passed), "parity_reason": r.reason}
+            "parity_images": r.n_images, "parity_passed": bool(r.passed), "parity_reason": r.reason,
+            "drop_ci": r.drop_ci}
 
 
 def run_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from exporters.job import ExportJob
-from exporters.quantize import CalibrationImages
+from exporters.quantize import calibration_for
 from segx.errors import SegxError
 from segx.io import atomic_write_json
 from segx.runtimes.edge import require, sidecar_path
@@ -58,9 +58,7 @@ def calibrated_pt2e(job: ExportJob, quantizer: Any, **convert_kw: Any) -> torch.
     --data/--split through it and return the converted (Q/DQ) module. Works on a copy: the reference stays float."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]
-                               skip=job.opts.n_verify)
-    log.info("INT8: PT2E calibration on %d images of split '%s'", images.n_images, job.opts.split)
+    images = calibration_for(job)  # the one calibration policy: --calib-split / --calib-n, disjoint from the gate's
     module = copy.deepcopy(job.module).eval()
     graph = torch.export.export(module, (job.example(),)).module()
     prepared = prepare_pt2e(graph, quantizer)

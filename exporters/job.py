@@ -27,10 +27,10 @@ class ExportOptions:
 
     imgsz: int = 512
     data: str | Path | None = None      # VOC root: INT8 calibration images and the parity check's images
-    split: str = "val"
+    split: str = "val"                  # the split the parity gate scores
     out: str | Path | None = None       # output folder (default: next to the checkpoint)
     verify: bool = True                 # run the parity check (and the INT8 fall-back)
-    n_verify: int = 32
+    n_verify: int | None = None         # gate images: None = the whole split
     dynamic: bool = False
     fp16: bool = False
     int8: bool = False
@@ -39,13 +39,16 @@ class ExportOptions:
     workspace: float = 4.0              # GiB, TensorRT builder workspace
     batch: int = 1                      # TensorRT: the batch the engine is tuned for (its profile's opt)
     head: str = "logits"                # logits | mask | mask+conf: the outputs (segx.models.heads)
+    calib_split: str = "train"          # INT8 calibration split (exporters.quantize: disjoint from the gate's)
+    calib_n: int = 300                  # at most this many calibration images
+    explain: bool = False               # INT8: measure and report the per-layer sensitivity
 
     @property
     def precision(self) -> str:
         return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
 
 
-COMMON_OPTIONS = ("imgsz", "data", "split", "out", "verify", "n_verify", "head")
+COMMON_OPTIONS = ("imgsz", "data", "split", "out", "verify", "n_verify", "head", "calib_split", "calib_n", "explain")
 HEAD_SUFFIX = {"logits": "", "mask": "_mask", "mask+conf": "_maskconf"}
 _DEFAULTS = ExportOptions()
 
@@ -70,8 +73,10 @@ def flag(option: str) -> str:
 
 
 def _check_values(opts: ExportOptions) -> None:
-    for name in ("imgsz", "n_verify", "batch"):
+    for name in ("imgsz", "n_verify", "batch", "calib_n"):
         value = getattr(opts, name)
+        if value is None and name == "n_verify":
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < (MIN_IMGSZ if name == "imgsz" else 1):
             least = MIN_IMGSZ if name == "imgsz" else 1
             raise SegxError(f"{flag(name)} must be an integer ≥ {least}, got {value!r}")
@@ -142,6 +147,7 @@ class ExportJob:
     opts: ExportOptions
     cache_dir: Path                     # where calibration / timing caches live (the output folder)
     traced: dict[Any, Any] = dataclasses.field(default_factory=dict, compare=False)  # per-run: fall-backs trace once
+    report: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)  # INT8: calibration, sensitivity
 
     @property
     def precision(self) -> str:

@@ -1,14 +1,10 @@
 """ONNX export: torch.onnx.export (the torch.export-based exporter, default since torch 2.9) at a fixed size or with
-dynamic batch/H/W, onnxslim simplification, onnx.checker, segx metadata in metadata_props; INT8 as ONNX Runtime
-static QDQ quantisation (per-channel weights) calibrated on real images of the split."""
+dynamic batch/H/W, onnxslim simplification, onnx.checker, segx metadata in metadata_props; INT8: the Q/DQ model of
+exporters.qdq in the form ONNX Runtime runs fastest."""
 from __future__ import annotations
 
-import contextlib
-import logging
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import onnx
 import torch
@@ -16,12 +12,9 @@ import torch
 from exporters.job import ExportJob
 from exporters.onnx_fp16 import to_fp16
 from exporters.onnx_legacy import legacy_onnx, pin_hw
-from exporters.quantize import CalibrationImages
 from segx.errors import SegxError
 from segx.meta import ModelMeta
 from segx.models.heads import OUTPUT_NAMES
-
-log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18   # the torch.export-based exporter's native opset; ONNX_OPSETS lists the others allowed
 INPUT, OUTPUT = "images", "logits"  # a mask head's outputs: segx.models.heads.OUTPUT_NAMES
@@ -78,47 +71,6 @@ def export_onnx(job: ExportJob, path: Path) -> None:
     if job.precision != "int8":
         onnx.save(to_fp16(model) if job.precision == "fp16" else model, path)
         return
-    with tempfile.TemporaryDirectory(prefix="segx-onnx-") as tmp:
-        float_file, pre_file = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx"
-        onnx.save(model, float_file)
-        quantize_onnx(float_file, pre_file, path, job)
-    quantized = onnx.load(path)
-    set_metadata(quantized, job.meta)  # the quantiser does not keep metadata_props
-    onnx.checker.check_model(quantized)
-    onnx.save(quantized, path)
+    from exporters.qdq import quantize_job
 
-
-def _reader(images: CalibrationImages) -> Any:
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(CalibrationDataReader):
-        """ONNX Runtime's calibration protocol over the shared CalibrationImages batches."""
-
-        def __init__(self) -> None:
-            self.batches = iter(images)
-
-        def get_next(self) -> dict[str, Any] | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {INPUT: batch}
-
-        def rewind(self) -> None:
-            self.batches = iter(images)
-
-    return Reader()
-
-
-def quantize_onnx(float_file: Path, pre_file: Path, out: Path, job: ExportJob) -> None:
-    """quant_pre_process (shape inference + optimisation), then static QDQ INT8 with per-channel weights."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    images = CalibrationImages(job.opts.data, job.opts.split, job.meta.imgsz,  # type: ignore[arg-type]
-                               skip=job.opts.n_verify)
-    log.info("INT8: calibrating on %d images of split '%s'", images.n_images, job.opts.split)
-    # when its symbolic shape inference fails, ONNX Runtime dumps sym_shape_infer_temp.onnx (+ data) into the
-    # working directory: run it from the temp folder so nothing lands outside the output
-    with contextlib.chdir(pre_file.parent):
-        quant_pre_process(str(float_file), str(pre_file))
-    quantize_static(str(pre_file), str(out), _reader(images), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+    quantize_job(job, model, path, form="ort")

@@ -35,6 +35,7 @@ class Attempt:
     size_mb: float = 0.0
     checks: list[ParityResult] = field(default_factory=list)
     error: str | None = None         # the exporter failed (reduced precisions only; fp32 failures raise)
+    notes: dict[str, object] = field(default_factory=dict)  # INT8: calibration, tuning, sensitivity (ExportJob.report)
 
     @property
     def reason(self) -> str:
@@ -68,6 +69,11 @@ class ExportResult:
         return self.kept.precision if self.kept else None
 
     @property
+    def build_error(self) -> bool:
+        """The requested precision could not even be built (an exporter error, not a failed gate)."""
+        return bool(self.attempts) and self.attempts[0].error is not None
+
+    @property
     def fell_back(self) -> bool:
         return self.passed and self.precision != self.requested
 
@@ -81,7 +87,8 @@ class ExportResult:
         if kept is None:
             return f"{self.fmt} {first.precision} export failed ({first.reason})"
         if self.fell_back:
-            failed = "; ".join(f"{a.precision} failed ({a.reason})" for a in self.attempts if not a.kept)
+            failed = "; ".join(f"{a.precision} could not be built ({a.error})" if a.error else
+                               f"{a.precision} failed its gate ({a.reason})" for a in self.attempts if not a.kept)
             return f"{failed}; kept the best precision that passed: {kept.precision} -> {kept.path}"
         check = "parity PASS" if self.verified else "not verified"
         return f"{self.fmt} {kept.precision} -> {kept.path} ({kept.size_mb:.1f} MB in {kept.seconds:.1f} s, {check})"
@@ -118,7 +125,8 @@ def verify(row: Format, job: ExportJob, path: Path, source: Source) -> list[Pari
             checks = [check_parity(ref, cand, data=opts.data, split=opts.split, n=opts.n_verify,
                                    imgsz=job.meta.imgsz)]
             if job.meta.dynamic:
-                checks.append(check_dynamic(ref, cand, data=opts.data, split=opts.split, imgsz=job.meta.imgsz))
+                checks.append(check_dynamic(ref, cand, data=opts.data, split=opts.split, imgsz=job.meta.imgsz,
+                                            n=opts.n_verify))
     finally:
         source.module.to("cpu")
     return checks
@@ -133,7 +141,7 @@ def attempt(row: Format, source: Source, opts: ExportOptions, precision: str,
     """Export one precision to a temp name, verify it, and rename it (and its companions) into place if it passes."""
     final = output_path(source, opts.out, precision, row.suffix, dynamic=opts.dynamic, head=opts.head)
     job = make_job(source, opts, precision, final.parent, traced)
-    result = Attempt(precision, final)
+    result = Attempt(precision, final, notes=job.report)
     start = time.perf_counter()
     try:
         with atomic_path(final) as tmp:
@@ -193,6 +201,7 @@ def run(row: Format, model: object, options: dict[str, object]) -> ExportResult:
                 raise
             result = Attempt(precision, output_path(source, opts.out, precision, row.suffix, dynamic=opts.dynamic,
                                                     head=opts.head), error=str(e))
+            log.warning("%s %s could not be built: %s", row.key, precision, e)
         attempts.append(result)
         if result.kept:
             break

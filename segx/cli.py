@@ -13,7 +13,7 @@ import segx
 from segx.errors import SegxError
 
 # segx/commands/<name>.py each define `command` (a click.Command or Group); listed in help order.
-COMMANDS = ["data", "models", "train", "eval", "export", "bench", "predict", "serve", "demo", "doctor"]
+COMMANDS = ["data", "models", "train", "eval", "export", "parity", "bench", "predict", "serve", "demo", "doctor"]
 
 
 class SegxGroup(click.Group):

@@ -31,6 +31,26 @@ def torch_predictor(model: nn.Module, device: torch.device | str = "cpu") -> Pre
     return predict
 
 
+def fit_input(x: torch.Tensor, fixed: tuple[int, int] | None) -> torch.Tensor:
+    """The accuracy protocol's input: the image at its own size for a dynamic model, resized (bilinear) to the size
+    of a fixed-shape one."""
+    if fixed is not None and tuple(x.shape[-2:]) != tuple(fixed):
+        return F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
+    return x
+
+
+def class_map(out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """N×C×h×w logits (upsampled bilinearly first), or a mask head's N×h×w classes (resized nearest) -> N×H×W class
+    indices at the mask's size."""
+    if out.ndim == 3:
+        if tuple(out.shape[-2:]) != tuple(hw):
+            out = F.interpolate(out[:, None].float(), size=hw, mode="nearest")[:, 0]
+        return out.long().cpu()
+    if tuple(out.shape[-2:]) != tuple(hw):
+        out = F.interpolate(out.float(), size=hw, mode="bilinear", align_corners=False)
+    return out.argmax(1).cpu()
+
+
 def runtime_predictor(runtime: Any) -> Predictor:
     """Wrap a bench `Runtime`; a model with one fixed input size gets the image resized to it."""
     from segx.errors import SegxError
@@ -40,8 +60,7 @@ def runtime_predictor(runtime: Any) -> Predictor:
     fixed, n = runtime.fixed_hw, runtime.meta.num_classes
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        if fixed is not None and tuple(x.shape[-2:]) != tuple(fixed):
-            x = F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
+        x = fit_input(x, fixed)
         if runtime.meta.head != "logits":
             return torch.from_numpy(runtime.predict_mask(x.numpy().astype(np.float32))[0])
         logits = np.ascontiguousarray(runtime.infer(x.numpy().astype(np.float32)))
@@ -79,15 +98,7 @@ def score(predict: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor
     from segx.runtimes.base import class_map
 
     for image, mask in batches:
-        out = predict(image)
-        resize = tuple(out.shape[-2:]) != tuple(mask.shape[-2:])
-        if out.ndim == 3:  # a mask head's class map
-            pred = F.interpolate(out[:, None].float(), size=mask.shape[-2:], mode="nearest")[:, 0].to(torch.uint8) \
-                if resize else out
-        else:
-            logits = F.interpolate(out.float(), size=mask.shape[-2:], mode="bilinear", align_corners=False) \
-                if resize else out
-            pred = torch.from_numpy(class_map((logits.float().numpy(),), "logits")[0])
+        pred = class_map(predict(image), tuple(mask.shape[-2:]))
         cm.update(pred, mask)
         if bf is not None:
             for p, m in zip(pred, mask):
@@ -97,16 +108,20 @@ def score(predict: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor
 
 
 def evaluate(model: str | Path | nn.Module | Any, data: str | Path, split: str = "val", *, device: str = "auto",
-             tol: float = 2, workers: int = 0, show_progress: bool = True) -> dict[str, Any]:
-    """Metrics of `model` on list `split` of the VOC tree `data` (fractions 0..1; see docs/eval.md)."""
-    from torch.utils.data import DataLoader
+             tol: float = 2, workers: int = 0, show_progress: bool = True, n: int | None = None) -> dict[str, Any]:
+    """Metrics of `model` on list `split` of the VOC tree `data` (fractions 0..1; see docs/eval.md): the whole split,
+    or its first `n` images."""
+    from torch.utils.data import DataLoader, Subset
 
     from segx.data.transforms import eval_transforms
     from segx.data.voc import VOCSegmentation
     from segx.errors import SegxError
     from segx.log import progress
 
-    dataset = VOCSegmentation(data, split, eval_transforms())
+    full = VOCSegmentation(data, split, eval_transforms())
+    if n is not None and n < 1:
+        raise SegxError(f"n must be ≥ 1 (the number of images to score), got {n}")
+    dataset = full if n is None or n >= len(full) else Subset(full, range(n))
     predict, meta, close = open_predictor(model, device)
     if meta.num_classes != NUM_CLASSES:
         close()
@@ -124,5 +139,5 @@ def evaluate(model: str | Path | nn.Module | Any, data: str | Path, split: str =
         close()
     seconds = time.perf_counter() - start
     return {**cm.compute(meta.classes), **bf.compute(meta.classes), "arch": meta.arch, "model": str(model),
-            "data": str(dataset.root), "split": split, "images": len(dataset), "seconds": round(seconds, 3),
+            "data": str(full.root), "split": split, "images": len(dataset), "seconds": round(seconds, 3),
             "images_per_s": round(len(dataset) / seconds, 3) if seconds > 0 else None}

@@ -1,5 +1,6 @@
 """Segmentation metrics (no I/O): a confusion matrix over a whole split -> mIoU, per-class IoU, pixel accuracy,
-mean class accuracy, frequency-weighted IoU; and the boundary F1 score (BF, Csurka et al. 2013)."""
+mean class accuracy, frequency-weighted IoU; a bootstrap interval of an mIoU difference over per-image confusion
+matrices; and the boundary F1 score (BF, Csurka et al. 2013)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -68,6 +69,37 @@ class ConfusionMatrix:
             "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, iou)},
             "pixels": int(total),
         }
+
+
+def miou_of(mats: np.ndarray) -> np.ndarray:
+    """mIoU (fraction) of one C×C matrix, or of each matrix of a ...×C×C stack: mean IoU over the classes present in
+    the target or the prediction (ConfusionMatrix.compute's rule, vectorised; 0 when no class is present)."""
+    mats = np.asarray(mats, dtype=np.float64)
+    tp = np.diagonal(mats, axis1=-2, axis2=-1)
+    union = mats.sum(-2) + mats.sum(-1) - tp
+    present = union > 0
+    iou = np.where(present, tp / np.maximum(union, 1), 0.0)
+    return np.where(present.any(-1), iou.sum(-1) / np.maximum(present.sum(-1), 1), 0.0)
+
+
+BOOTSTRAP_ROUNDS = 1000
+
+
+def bootstrap_miou_drop(ref: np.ndarray, cand: np.ndarray, *, rounds: int = BOOTSTRAP_ROUNDS,
+                        seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval (points, 0-100) of the mIoU drop ref - cand: the images (N per-image C×C confusion
+    matrices of each model, paired) are resampled with replacement `rounds` times with a fixed seed, so the same
+    matrices always give the same interval."""
+    ref, cand = np.asarray(ref, dtype=np.int64), np.asarray(cand, dtype=np.int64)
+    if ref.shape != cand.shape or ref.ndim != 3 or len(ref) == 0:
+        raise ValueError(f"need two equal N×C×C stacks of per-image matrices, got {ref.shape} and {cand.shape}")
+    n = len(ref)
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=rounds)  # rounds×N weights
+    flat = counts @ ref.reshape(n, -1), counts @ cand.reshape(n, -1)
+    shape = (rounds, *ref.shape[1:])
+    drops = 100 * (miou_of(flat[0].reshape(shape)) - miou_of(flat[1].reshape(shape)))
+    low, high = np.percentile(drops, [2.5, 97.5])
+    return float(low) + 0.0, float(high) + 0.0
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:

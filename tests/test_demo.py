@@ -44,6 +44,9 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
         assert f"## {title}" in md, title
     assert "synthetic" in md
     assert f"| val | {100 * metrics['miou']:.2f} |" in md
+    # every verdict shows its sample size and the bootstrap interval of the mIoU drop
+    assert md.count("images / drop 95% CI pt") == 2
+    assert re.search(r"\| \d+ / [+-]\d+\.\d\d\.\.[+-]\d+\.\d\d \|", md), md
     html = (out / "report.html").read_text()
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/(png|jpeg);base64,', html)) >= 5  # curves, bench, 3 frames
     assert "missing:" not in html

@@ -61,7 +61,7 @@ def test_judge(precision: str, agreement: float, delta: float | None, passed: bo
 
 def test_identical_runtime_passes_with_zero_diff(synth_voc: Path) -> None:
     res = check_parity(rt(linear_logits), rt(linear_logits), data=synth_voc, n=3, imgsz=48)
-    assert res.passed and res.n_images == 3 and res.imgsz == (48, 48)
+    assert res.passed and res.n_images == 3 and res.imgsz is None  # a dynamic model: each image at its own size
     assert res.max_abs_diff == 0 and res.pixel_agreement == 1.0
     assert res.labels and res.miou == res.miou_ref and res.miou_delta == 0
 
@@ -77,7 +77,7 @@ def test_swapped_classes_fail_and_miou_matches_torchmetrics(synth_voc: Path) -> 
     assert not res.passed and res.pixel_agreement < 0.9 and "<" in res.reason
     # cross-check the candidate's mIoU with torchmetrics over the same images (classes present in pred or target)
     preds, masks = [], []
-    for image, mask in parity_inputs(synth_voc, "val", 4, 32):
+    for image, mask in parity_inputs(synth_voc, "val", 4, None):
         preds.append(torch.from_numpy(swapped(image).argmax(1)[0]))
         masks.append(torch.from_numpy(mask))
     p, t = torch.stack(preds), torch.stack(masks)
@@ -125,8 +125,12 @@ def test_dynamic_check_runs_batch_two_at_another_size(synth_voc: Path) -> None:
         seen.append(batch.shape)
         return linear_logits(batch)
 
-    res = check_dynamic(rt(linear_logits), rt(record), data=synth_voc, imgsz=64)
-    assert res.passed and seen == [(2, 3, 96, 48)] and res.n_images == 2 and not res.labels
+    res = check_dynamic(rt(linear_logits), rt(record), data=synth_voc, imgsz=64, n=2)
+    assert res.passed and seen == [(2, 3, 96, 48)] and res.n_images == 2 and res.labels  # masks resized too
+    seen.clear()
+    whole = check_dynamic(rt(linear_logits), rt(record), data=synth_voc, imgsz=64)
+    assert [s[0] for s in seen] == [2, 2, 1] and whole.n_images == 5 and whole.drop_ci is not None
+    assert not check_dynamic(rt(linear_logits), rt(record), data=None, imgsz=64).labels
 
 
 def test_bad_n_and_empty_split(synth_voc: Path) -> None:
@@ -134,3 +138,45 @@ def test_bad_n_and_empty_split(synth_voc: Path) -> None:
         check_parity(rt(linear_logits), rt(linear_logits), data=synth_voc, n=0)
     with pytest.raises(SegxError):
         check_parity(rt(linear_logits), rt(linear_logits), data=synth_voc, split="nope", n=1)
+
+
+def test_whole_split_by_default_and_the_interval_is_printed(synth_voc: Path) -> None:
+    from segx.data.voc import VOCSegmentation
+
+    def noisy(batch: np.ndarray) -> np.ndarray:
+        return linear_logits(batch) + np.random.default_rng(int(batch.sum() * 1e3) % 2**32).normal(
+            scale=0.5, size=(1, 21, *batch.shape[2:])).astype(np.float32)
+
+    res = check_parity(rt(linear_logits), rt(noisy, precision="int8"), data=synth_voc)
+    assert res.n_images == len(VOCSegmentation(synth_voc, "val")) and res.split == "val"
+    assert res.drop_ci is not None and res.drop_ci[0] <= -res.miou_delta * 100 <= res.drop_ci[1]
+    assert "95% CI" in res.reason and f"{res.n_images} images" in res.reason
+    again = check_parity(rt(linear_logits), rt(noisy, precision="int8"), data=synth_voc)
+    assert again == res  # identical reruns, identical verdicts (fixed bootstrap seed)
+
+
+def test_fixed_candidate_gets_the_image_resized_and_is_scored_at_the_mask_size(synth_voc: Path) -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def record(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape)
+        return linear_logits(batch)
+
+    res = check_parity(rt(linear_logits), rt(record, shape=(1, 3, 40, 40)), data=synth_voc, n=2)
+    assert seen == [(1, 3, 40, 40)] * 2 and res.imgsz == (40, 40) and res.labels
+
+
+def test_bootstrap_interval_is_deterministic_and_brackets_the_drop() -> None:
+    from segx.metrics import ConfusionMatrix, bootstrap_miou_drop, miou_of
+
+    rng = np.random.default_rng(1)
+    ref = rng.integers(0, 50, size=(30, 4, 4))
+    cand = ref.copy()
+    cand[:, 0, 1] += 20  # the candidate confuses class 0 with class 1 on every image
+    low, high = bootstrap_miou_drop(ref, cand)
+    drop = 100 * (miou_of(ref.sum(0)) - miou_of(cand.sum(0)))
+    assert 0 < low <= drop <= high and (low, high) == bootstrap_miou_drop(ref, cand)
+    cm = ConfusionMatrix(4)
+    cm.merge(ref.sum(0))
+    assert miou_of(ref.sum(0)) == pytest.approx(cm.compute(["a", "b", "c", "d"])["miou"])
+    assert bootstrap_miou_drop(ref, ref) == (0.0, 0.0)

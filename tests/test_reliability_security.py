@@ -112,12 +112,10 @@ def test_int8_preprocessing_writes_nothing_in_the_working_folder(tmp_path: Path,
                                                                  shared: dict[str, Path]) -> None:
     """ONNX Runtime's quant_pre_process dumps sym_shape_infer_temp.onnx (+ a .data file) into the current folder
     when its symbolic shape inference fails; segx runs it from its temp folder, so nothing lands where the user is."""
-    from types import SimpleNamespace
-
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    from exporters.onnx import quantize_onnx
+    from exporters.qdq import prepare
 
     def incomplete(model: object, *args: object) -> None:  # ONNX Runtime's own behaviour on failure
         onnx.save_model(model, "sym_shape_infer_temp.onnx", save_as_external_data=True)
@@ -128,11 +126,9 @@ def test_int8_preprocessing_writes_nothing_in_the_working_folder(tmp_path: Path,
     monkeypatch.chdir(tmp_path / "cwd")
     work = tmp_path / "work"
     work.mkdir()
-    save_onnx(tiny_onnx_model())(work / "float.onnx")
-    job = SimpleNamespace(opts=SimpleNamespace(data=shared["voc"], split="val", n_verify=0),
-                          meta=SimpleNamespace(imgsz=32))
+    save_onnx(tiny_onnx_model())(work / "model.onnx")
     with pytest.raises(RuntimeError, match="Incomplete symbolic shape inference"):
-        quantize_onnx(work / "float.onnx", work / "pre.onnx", work / "int8.onnx", job)  # type: ignore[arg-type]
+        prepare(onnx.load(work / "model.onnx"), work, dynamic=False)
     assert list((tmp_path / "cwd").iterdir()) == []
     assert (work / "sym_shape_infer_temp.onnx").is_file()  # in the temp folder, deleted with it
 

@@ -80,7 +80,8 @@ def _serve_bench(models: tuple[str, ...], clients: int, duration: float, request
 @click.option("--data", default=None, metavar="VOC", help="VOC folder: parity and mIoU per row (and INT8 "
               "calibration). Without it rows are timed only and INT8 calibrates on a synthetic set.")
 @click.option("--split", default="val", show_default=True, help="Split list of --data for parity and calibration.")
-@click.option("--n-images", type=int, default=32, show_default=True, help="Images of the split for parity.")
+@click.option("--n-images", type=click.IntRange(min=1), default=None,
+              help="Cap parity at the first N images of the split [default: the whole split].")
 @click.option("--imgsz", type=int, default=512, show_default=True, help="Square input size of every row.")
 @click.option("--batch", "batches", cls=ListOption, metavar="N...", help="Batch sizes  [default: 1]")
 @click.option("--threads", type=int, default=None, help="CPU threads per runtime  [default: the runtime's own]")

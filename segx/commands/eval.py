@@ -35,8 +35,10 @@ def _table(result: dict[str, Any]) -> Any:
 @click.option("--tol", type=click.FloatRange(min=0), default=2, show_default=True,
               help="Boundary F1 distance tolerance in pixels.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader workers.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None,
+              help="Cap at the first N images of the split [default: the whole split].")
 def command(data: Path, model: Path, split: str, json_path: Path | None, device: str, tol: float,
-            workers: int) -> None:
+            workers: int, n: int | None) -> None:
     """Evaluate a model on a VOC split at each image's original resolution.
 
     Reports mIoU (classes present in the split's masks or predictions), per-class IoU, pixel accuracy, mean
@@ -56,7 +58,7 @@ def command(data: Path, model: Path, split: str, json_path: Path | None, device:
 
     if json_path is not None:
         check_output_file(json_path, "--json")
-    result = evaluate(model, data, split, device=device, tol=tol, workers=workers)
+    result = evaluate(model, data, split, device=device, tol=tol, workers=workers, n=n)
     console = Console(width=None if sys.stdout.isatty() else 100)
     for table in _table(result):
         console.print(table)

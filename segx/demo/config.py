@@ -20,7 +20,7 @@ class DemoConfig:
     imgsz: int = 256           # export / bench / predict size
     bench_min_iters: int = 20
     bench_min_time: float = 1.0
-    n_verify: int = 16
+    n_verify: int | None = None  # parity / bench images: None = the whole val split
     video_frames: int = 60
     exports: tuple[str, ...] = ("onnx", "onnx:int8", "openvino", "openvino:int8",  # FORMAT[:PRECISION[:HEAD]];
                                 "openvino:int8:mask")                           # +trt on CUDA

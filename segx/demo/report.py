@@ -40,11 +40,18 @@ def per_class_table(m: dict[str, Any]) -> Table:
     return ["class", "IoU (%)"], [[k, _pct(v)] for k, v in (m.get("per_class_iou") or {}).items()]
 
 
+def _sample(n: Any, ci: Any) -> str:
+    """The verdict's sample size and the bootstrap 95 % interval of its mIoU drop."""
+    return "—" if n is None else f"{n}" + ("" if not ci else f" / {ci[0]:+.2f}..{ci[1]:+.2f}")
+
+
 def export_table(exports: list[dict[str, Any]]) -> Table:
-    head = ["format", "asked", "kept", "size MB", "export s", "agreement %", "max Δlogit", "ΔmIoU pt", "verdict"]
+    head = ["format", "asked", "kept", "size MB", "export s", "agreement %", "max Δlogit", "ΔmIoU pt",
+            "images / drop 95% CI pt", "verdict"]
     rows = [[e["format"], e["requested"], e.get("precision") or "—", _num(e.get("size_mb")), _num(e.get("seconds"), ".1f"),
              _pct(e.get("agreement")), _num(e.get("max_abs_diff"), ".4f"),
              _num(None if e.get("miou_delta") is None else 100 * e["miou_delta"]),
+             _sample(e.get("images"), e.get("drop_ci")),
              ("PASS" if e.get("passed") else "FAIL") + (f" — {e['summary']}" if not e.get("passed") or
                                                         e.get("precision") != e["requested"] else "")]
             for e in exports]
@@ -58,11 +65,11 @@ def heads_summary(rows: list[dict[str, Any]]) -> str:
 
 
 def bench_table(bench: dict[str, Any]) -> Table:
-    head = ["runtime", "precision", "head", "batch", "size MB", "mIoU %", "ΔmIoU pt", "agreement %", "p50 ms", "FPS",
-            "status"]
+    head = ["runtime", "precision", "head", "batch", "size MB", "mIoU %", "ΔmIoU pt", "images / drop 95% CI pt",
+            "agreement %", "p50 ms", "FPS", "status"]
     rows = [[r["runtime"], r["precision"], r.get("head") or "logits", str(r["batch"]), _num(r.get("size_mb")),
-             _pct(r.get("miou")),
-             _num(None if r.get("miou_delta") is None else 100 * r["miou_delta"]), _pct(r.get("pixel_agreement")),
+             _pct(r.get("miou")), _num(None if r.get("miou_delta") is None else 100 * r["miou_delta"]),
+             _sample(r.get("parity_images"), r.get("drop_ci")), _pct(r.get("pixel_agreement")),
              _num(r.get("p50_ms")), _num(r.get("fps"), ".1f"),
              r["status"] + (f" — {r['error']}" if r.get("error") else "")] for r in bench.get("rows", [])]
     return head, rows

@@ -82,7 +82,8 @@ def stage_export(cfg: DemoConfig, res: DemoResult) -> None:
                    summary=r.summary(), size_mb=kept.size_mb if kept else None,
                    seconds=kept.seconds if kept else None,
                    agreement=getattr(check, "pixel_agreement", None), max_abs_diff=getattr(check, "max_abs_diff", None),
-                   miou_delta=getattr(check, "miou_delta", None))
+                   miou_delta=getattr(check, "miou_delta", None), images=getattr(check, "n_images", None),
+                   drop_ci=getattr(check, "drop_ci", None))
         res.exports.append(row)
 
 
