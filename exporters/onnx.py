@@ -66,11 +66,35 @@ def _trace(job: ExportJob) -> onnx.ModelProto:
     return model
 
 
+def int8_model(job: ExportJob, model: onnx.ModelProto, form: str = "ort") -> onnx.ModelProto:
+    """The Q/DQ INT8 model in `form` ("ort": what ONNX Runtime runs fastest; "tensorrt": signed symmetric int8
+    activations, zero point 0) from the one INT8 path (exporters.qdq), with segx metadata."""
+    import tempfile
+
+    from exporters.qdq import build, calibrate
+    from exporters.quantize import calibration_for
+    from exporters.sensitivity import tune
+
+    with tempfile.TemporaryDirectory(prefix="segx-qdq-") as tmp:
+        cal = calibrate(model, Path(tmp), calibration_for(job), job.meta.dynamic)
+        job.report["calibration"] = cal.images.describe()
+        exclude = tune(cal, job, form)  # what the metric-driven search keeps in float (+ --explain's report)
+        build(cal, Path(tmp) / "final.onnx", form, exclude)
+        quantized = onnx.load(Path(tmp) / "final.onnx")
+    set_metadata(quantized, job.meta)  # the quantiser does not keep metadata_props
+    onnx.checker.check_model(quantized)
+    return quantized
+
+
+def tensorrt_int8_onnx(job: ExportJob) -> onnx.ModelProto:
+    """The INT8 ONNX TensorRT gets: explicit Q/DQ, signed int8 symmetric activations (zero point 0), per-channel
+    symmetric weights, from the same calibration policy and layer search as ONNX Runtime's form."""
+    return int8_model(job, onnx_model(job), form="tensorrt")
+
+
 def export_onnx(job: ExportJob, path: Path) -> None:
     model = onnx_model(job)
-    if job.precision != "int8":
+    if job.precision == "int8":
+        onnx.save(int8_model(job, model), path)
+    else:
         onnx.save(to_fp16(model) if job.precision == "fp16" else model, path)
-        return
-    from exporters.qdq import quantize_job
-
-    quantize_job(job, model, path, form="ort")

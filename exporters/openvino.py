@@ -39,7 +39,7 @@ def _validation(images: CalibrationImages, n: int) -> tuple[Any, Any]:
     import numpy as np
     import torch
 
-    from segx.evaluate import class_map, fit_input
+    from segx.evaluate import class_map_at, fit_input
     from segx.metrics import ConfusionMatrix, miou_of
 
     size = (images.imgsz, images.imgsz)
@@ -51,7 +51,7 @@ def _validation(images: CalibrationImages, n: int) -> tuple[Any, Any]:
         for x, mask in data:
             logits = np.asarray(compiled(x)[0], dtype=np.float32)
             cm = cm or ConfusionMatrix(logits.shape[1])
-            cm.update(class_map(torch.from_numpy(logits), mask.shape[-2:])[0], mask)
+            cm.update(class_map_at(torch.from_numpy(logits), mask.shape[-2:])[0], mask)
         return (float(miou_of(cm.mat)) if cm is not None else 0.0), None
 
     return nncf.Dataset(items), validate

@@ -3,12 +3,11 @@ shape inference; ORT's symbolic pass skipped for dynamic shapes, where it cannot
 calibration kept as a JSON range cache, and each form built from those ranges:
 - "ort": uint8 asymmetric activations, int8 per-channel weights (the U8S8 kernels ONNX Runtime runs fastest on x86);
 - "tensorrt": signed int8 symmetric activations (zero point 0), per-channel symmetric int8 weights (the explicit
-  quantisation form TensorRT's strongly typed networks take): `tensorrt_int8_onnx`.
+  quantisation form TensorRT's strongly typed networks take): `exporters.onnx.tensorrt_int8_onnx`.
 Mixed precision: the layer groups exporters.sensitivity finds costly stay float (nodes_to_exclude)."""
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import onnx
 
 from exporters.job import ExportJob
-from exporters.quantize import CalibrationImages, calibration_for
+from exporters.quantize import CalibrationImages
 
 
 def _forms() -> dict[str, dict[str, Any]]:
@@ -116,28 +115,3 @@ def build(cal: Calibrated, out: Path, form: str, exclude: Sequence[str] = ()) ->
                     extra_options={**spec["extra_options"], "CalibStridedMinMax": _stride(len(cal.images))},
                     calibration_cache_path=str(cal.cache))
     return out
-
-
-def quantize_job(job: ExportJob, model: onnx.ModelProto, path: Path, form: str = "ort") -> None:
-    """Calibrate on the job's calibration images, keep in float what the metric-driven search says (and report the
-    per-layer sensitivity with opts.explain), and write the `form` Q/DQ model with segx metadata to `path`."""
-    from exporters.onnx import set_metadata
-    from exporters.sensitivity import tune
-
-    with tempfile.TemporaryDirectory(prefix="segx-qdq-") as tmp:
-        cal = calibrate(model, Path(tmp), calibration_for(job), job.meta.dynamic)
-        job.report["calibration"] = cal.images.describe()
-        exclude = tune(cal, job, form)
-        build(cal, Path(tmp) / "final.onnx", form, exclude)
-        quantized = onnx.load(Path(tmp) / "final.onnx")
-    set_metadata(quantized, job.meta)  # the quantiser does not keep metadata_props
-    onnx.checker.check_model(quantized)
-    onnx.save(quantized, path)
-
-
-def tensorrt_int8_onnx(job: ExportJob, path: Path) -> None:
-    """The INT8 ONNX TensorRT gets: explicit Q/DQ, signed int8 symmetric activations (zero point 0), per-channel
-    symmetric weights, from the same calibration policy and layer search as ONNX Runtime's form."""
-    from exporters.onnx import onnx_model
-
-    quantize_job(job, onnx_model(job), path, form="tensorrt")

@@ -85,9 +85,9 @@ class Scorer:
     def _classes(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
         import torch
 
-        from segx.evaluate import class_map
+        from segx.evaluate import class_map_at
 
-        return class_map(torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)), mask.shape[-2:]).numpy()
+        return class_map_at(torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)), mask.shape[-2:]).numpy()
 
     def _miou(self, preds: list[np.ndarray]) -> float:
         from segx.metrics import ConfusionMatrix, miou_of

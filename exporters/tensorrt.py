@@ -5,7 +5,6 @@ MODEL.engine, MODEL.engine.json (provenance) and MODEL.engine.onnx (the source, 
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import onnx
@@ -25,15 +24,9 @@ QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 def int8_onnx(job: ExportJob) -> onnx.ModelProto:
     """The Q/DQ INT8 model TensorRT gets, from the one INT8 export path (exporters.qdq), checked for its form."""
-    try:
-        from exporters.qdq import tensorrt_int8_onnx
-    except ImportError as e:  # this branch predates exporters/qdq.py (issue 15): no second quantiser here
-        raise SegxError("TensorRT INT8 needs the explicit Q/DQ export of exporters/qdq.py, which this segx lacks") \
-            from e
+    from exporters.onnx import tensorrt_int8_onnx
 
-    with tempfile.TemporaryDirectory(prefix="segx-trt-") as tmp:
-        tensorrt_int8_onnx(job, Path(tmp) / "int8.onnx")
-        model = onnx.load(Path(tmp) / "int8.onnx")
+    model = tensorrt_int8_onnx(job)
     check_qdq_form(model)
     return model
 

@@ -39,7 +39,7 @@ def fit_input(x: torch.Tensor, fixed: tuple[int, int] | None) -> torch.Tensor:
     return x
 
 
-def class_map(out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+def class_map_at(out: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """N×C×h×w logits (upsampled bilinearly first), or a mask head's N×h×w classes (resized nearest) -> N×H×W class
     indices at the mask's size."""
     if out.ndim == 3:
@@ -95,10 +95,8 @@ def open_predictor(model: str | Path | nn.Module | Any, device: str = "auto") ->
 def score(predict: Predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], cm: ConfusionMatrix,
           bf: BoundaryF1 | None = None, on_image: Callable[[], None] | None = None) -> None:
     """Predict every (image, mask) batch at the mask's resolution and add it to the accumulators."""
-    from segx.runtimes.base import class_map
-
     for image, mask in batches:
-        pred = class_map(predict(image), tuple(mask.shape[-2:]))
+        pred = class_map_at(predict(image), tuple(mask.shape[-2:]))
         cm.update(pred, mask)
         if bf is not None:
             for p, m in zip(pred, mask):

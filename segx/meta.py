@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import segx
@@ -61,3 +62,21 @@ class ModelMeta:
 
     def replace(self, **changes: Any) -> ModelMeta:
         return dataclasses.replace(self, **changes)
+
+
+def sidecar_path(model: str | Path) -> Path:
+    """Where a model file without a metadata slot keeps its ModelMeta: best.engine -> best.engine.json (the same rule
+    for .pte, .tflite and .ncnn.param)."""
+    return Path(f"{model}.json")
+
+
+def read_sidecar(model: str | Path, hint: str) -> ModelMeta:
+    """ModelMeta from the sidecar next to `model`; a missing or broken one is a one-line error ending with `hint`."""
+    side = sidecar_path(model)
+    if not side.is_file():
+        raise SegxError(f"{model}: its metadata sidecar {side.name} is missing (not exported by segx, or copied "
+                        f"without it), so segx cannot tell what the model is; {hint}")
+    try:
+        return ModelMeta.from_dict(json.loads(side.read_text()))
+    except (json.JSONDecodeError, TypeError, SegxError) as e:
+        raise SegxError(f"{side}: unreadable metadata sidecar ({e}); {hint}") from e

@@ -131,12 +131,12 @@ def input_size(candidate: Runtime, imgsz: int | None) -> int | None:
 def class_maps(ref: tuple[tuple[np.ndarray, ...], str], out: tuple[tuple[np.ndarray, ...], str],
                hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The reference's and the candidate's (outputs, head) as class maps at the mask's size: a logits head's first
-    output upsampled and arg-maxed, a mask head's mask resized nearest (segx.evaluate.class_map, the one place)."""
-    from segx.evaluate import class_map
+    output upsampled and arg-maxed, a mask head's mask resized nearest (segx.evaluate.class_map_at, the one place)."""
+    from segx.evaluate import class_map_at
 
     def one(outputs: tuple[np.ndarray, ...], head: str) -> np.ndarray:
         first = outputs[0] if head == "logits" else outputs[0].astype(np.int64)
-        return class_map(torch.from_numpy(np.ascontiguousarray(first)), hw).numpy()
+        return class_map_at(torch.from_numpy(np.ascontiguousarray(first)), hw).numpy()
 
     return one(*ref), one(*out)
 

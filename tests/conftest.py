@@ -47,7 +47,7 @@ def multiclass_checkpoint(synth_voc: Path, tmp_path_factory: pytest.TempPathFact
     export that collapses to background cannot pass a gate test built on it."""
     from segx.data.transforms import eval_transforms
     from segx.data.voc import VOCSegmentation
-    from segx.evaluate import class_map, open_predictor
+    from segx.evaluate import class_map_at, open_predictor
     from segx.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("run") / "lraspp_multiclass"
@@ -56,7 +56,7 @@ def multiclass_checkpoint(synth_voc: Path, tmp_path_factory: pytest.TempPathFact
     predict, _, close = open_predictor(run / "best.pt", "cpu")
     classes: set[int] = set()
     for image, mask in VOCSegmentation(synth_voc, "val", eval_transforms()):
-        classes |= set(class_map(predict(image[None]), tuple(mask.shape)).unique().tolist())
+        classes |= set(class_map_at(predict(image[None]), tuple(mask.shape)).unique().tolist())
     close()
     assert len(classes) >= MIN_CLASSES, f"fixture model predicts only classes {sorted(classes)} on val"
     return run / "best.pt"

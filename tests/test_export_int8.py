@@ -114,16 +114,16 @@ def test_tensorrt_form_is_signed_symmetric_int8_and_passes_the_gate(multiclass_c
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import exporters.sensitivity as sens
     from exporters.job import load_source, make_job, validate_options
-    from exporters.qdq import tensorrt_int8_onnx
+    from exporters.onnx import tensorrt_int8_onnx
 
     every = sens.layer_groups  # the search over the 3 kind groups only (hard-swish, squeeze-excite, upsample): fast
     monkeypatch.setattr(sens, "layer_groups", lambda m: [g for g in every(m) if not g.name.startswith("net.")])
 
     opts = validate_options("trt", ("int8",), {"int8": True, "data": synth_voc, **TINY})
     job = make_job(load_source(multiclass_checkpoint), opts, "int8", tmp_path)
+    model = tensorrt_int8_onnx(job)
     path = tmp_path / "trt_int8.onnx"
-    tensorrt_int8_onnx(job, path)
-    model = onnx.load(path)
+    onnx.save(model, path)
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     quants = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert quants
@@ -202,7 +202,7 @@ def test_strict_says_when_int8_could_not_be_built(run_dir: Path, synth_voc: Path
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("quantiser exploded")
 
-    monkeypatch.setattr(exporters.qdq, "quantize_job", broken)
+    monkeypatch.setattr(exporters.qdq, "calibrate", broken)
     res = _export_cli(run_dir, synth_voc)
     assert res.exit_code == 0 and "int8 could not be built" in res.output and "NOT BUILT" in res.output, res.output
     strict = _export_cli(run_dir, synth_voc, "--strict")

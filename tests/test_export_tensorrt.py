@@ -159,7 +159,7 @@ def test_sidecar_round_trip_and_problems(tmp_path: Path) -> None:
     sidecar_path(engine).write_text(json.dumps(meta.to_dict()))
     assert read_sidecar(engine, REBUILD) == meta
     sidecar_path(engine).write_text("{not json")
-    with pytest.raises(SegxError, match="unreadable sidecar"):
+    with pytest.raises(SegxError, match="unreadable metadata sidecar"):
         read_sidecar(engine, REBUILD)
 
 

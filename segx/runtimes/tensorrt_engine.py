@@ -5,7 +5,6 @@ ties an engine to its TensorRT version, GPU and source ONNX."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 
 from segx.errors import SegxError
 from segx.io import atomic_write_bytes
-from segx.meta import ModelMeta
+from segx.meta import ModelMeta, sidecar_path
+from segx.meta import read_sidecar as read_meta_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ def profile_for(imgsz: int, dynamic: bool, batch: int = 1) -> Profile:
     return Profile((1, 3, low, low), opt, (max(MAX_BATCH, batch), 3, 2 * imgsz, 2 * imgsz))
 
 
-def sidecar_path(engine_file: str | Path) -> Path:
-    return Path(f"{engine_file}.json")
-
-
 def source_path(engine_file: str | Path) -> Path:
     engine_file = Path(engine_file)
     return engine_file.with_name(engine_file.stem + SOURCE_SUFFIX)
@@ -81,14 +77,8 @@ def env_mismatch(built: dict[str, Any], here: dict[str, str]) -> str | None:
 
 
 def read_sidecar(engine_file: Path, rebuild_hint: str = REBUILD) -> ModelMeta:
-    side = sidecar_path(engine_file)
-    if not side.is_file():
-        raise SegxError(f"{engine_file}: its sidecar {side.name} is missing, so segx cannot tell what the engine was "
-                        f"built for; {rebuild_hint}")
-    try:
-        return ModelMeta.from_dict(json.loads(side.read_text()))
-    except (json.JSONDecodeError, TypeError, SegxError) as e:
-        raise SegxError(f"{side}: unreadable sidecar ({e}); {rebuild_hint}") from e
+    """The engine's ModelMeta and provenance (segx.meta.read_sidecar)."""
+    return read_meta_sidecar(engine_file, rebuild_hint)
 
 
 def provenance(trt: Any, device: str, onnx_bytes: bytes, shapes: Profile) -> dict[str, Any]:
