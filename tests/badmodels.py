@@ -163,8 +163,8 @@ def sidecar_cases() -> dict[str, tuple[str | None, str]]:
     env = {"tensorrt_version": "10.0.1", "gpu_name": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}
     return {
         "missing": (None, "sidecar .* is missing"),
-        "not_json": ("{engine", "unreadable sidecar"),
-        "a_list": ("[1, 2]", "unreadable sidecar|metadata"),
+        "not_json": ("{engine", "unreadable metadata sidecar"),
+        "a_list": ("[1, 2]", "unreadable metadata sidecar"),
         "no_arch": (json.dumps({"imgsz": 64}), "arch"),
         "other_gpu": (json.dumps({**meta, "extra": env}), "built for a different setup"),
         "no_env": (json.dumps(meta), "built for a different setup"),

@@ -147,7 +147,8 @@ def test_torch_load_only_with_weights_only() -> None:
 
 
 def test_archives_only_through_the_data_filter() -> None:
-    extracts = _calls(r"\.extract(all)?\(")
+    archives = {str(p.relative_to(REPO)) for p in PRODUCT if re.search(r"^\s*import (tarfile|zipfile)", p.read_text(), re.M)}
+    extracts = [c for c in _calls(r"\.extract(all)?\(") if c[0] in archives]  # not ncnn's Extractor.extract
     assert extracts and all('filter="data"' in line for _, _, line in extracts), extracts
 
 
@@ -166,6 +167,11 @@ BY_DESIGN = {
     "exporters/openvino.py": "writes the temp path exporters.pipeline.attempt gives it (renamed after parity)",
     "exporters/tensorrt.py": "writes the temp path exporters.pipeline.attempt gives it (renamed after parity)",
     "exporters/torchscript.py": "writes the temp path exporters.pipeline.attempt gives it (renamed after parity)",
+    "exporters/executorch.py": "writes the temp path exporters.pipeline.attempt gives it (renamed after parity)",
+    "exporters/litert.py": "writes the temp path exporters.pipeline.attempt gives it (renamed after parity)",
+    "exporters/ncnn.py": "traces into a TemporaryDirectory; pnnx writes the temp path the pipeline gives it",
+    "exporters/qdq.py": "writes its pre-processed model into the quantiser's TemporaryDirectory",
+    "bench/gpu_check.py": "writes its own synthetic input clip into the check's output folder",
 }
 
 
