@@ -142,7 +142,7 @@ def test_dynamic_int8_keeps_int8_and_runs_batch_two(run_dir: Path, synth_voc: Pa
     res = CliRunner().invoke(cli, ["export", "--model", str(run_dir / "best.pt"), "--fmt", "onnx", "--dynamic",
                                    "--int8", "--imgsz", "64", "--data", str(synth_voc), "--strict"])
     assert res.exit_code == 0, res.output
-    path = run_dir / "best_int8.onnx"
+    path = run_dir / "best_dynamic_int8.onnx"
     assert path.is_file() and "QuantizeLinear" in {n.op_type for n in onnx.load(path).graph.node}
     with load_runtime(path) as rt:
         out = rt.infer(np.zeros((3, 3, 64, 96), np.float32))

@@ -62,7 +62,7 @@ def test_triton_onnx_repository(tmp_path: Path) -> None:
                            tmp_path / "best.pt")
     result = exporters.run_export(ckpt, "triton", imgsz=64, dynamic=True, head="mask", n_verify=1)
     assert result.passed, result.summary()
-    repo = tmp_path / "best_mask_triton"
+    repo = tmp_path / "best_dynamic_mask_triton"
     assert result.path == repo / "segx" / "1" / "model.onnx"
     assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == \
         ["segx", "segx/1", "segx/1/model.onnx", "segx/config.pbtxt"]
