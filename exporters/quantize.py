@@ -46,6 +46,7 @@ class CalibrationImages:
         first = skip if total - skip >= 1 else 0  # nothing left after the gate's images: share them (and say so)
         self.indices = list(range(first, total))[:n]
         self.disjoint = not shared or first > 0 and (gate_n is not None)
+        self.gated = gate_split is not None  # False: no parity gate runs (--no-verify, bench's exports)
         self.split, self.batch, self.imgsz = split, min(batch, len(self.indices)), imgsz
 
     def __len__(self) -> int:
@@ -58,8 +59,8 @@ class CalibrationImages:
 
     def describe(self) -> str:
         """One line printed with the verdict: what calibrated and whether the gate's images were among them."""
-        how = "disjoint from the gate's images" if self.disjoint else "OVERLAPPING the gate's images (the data "\
-            "have no other split: give --calib-split)"
+        how = "no parity gate to keep apart from" if not self.gated else "disjoint from the gate's images" \
+            if self.disjoint else "OVERLAPPING the gate's images (the data have no other split: give --calib-split)"
         return f"calibrated on {self.n_images} '{self.split}' images at {self.imgsz}², {how}"
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -78,6 +79,6 @@ def calibration_for(job: object) -> CalibrationImages:
     """The calibration images of an export job (its options name data, calib split/n and the gate's split/n)."""
     opts = job.opts  # type: ignore[attr-defined]
     images = CalibrationImages(opts.data, opts.calib_split, job.meta.imgsz, n=opts.calib_n,  # type: ignore
-                               gate_split=opts.split, gate_n=opts.n_verify)
+                               gate_split=opts.split if opts.verify else None, gate_n=opts.n_verify)
     log.info("INT8: %s", images.describe())
     return images

@@ -165,3 +165,13 @@ def test_models_table_and_docs_show_the_same_columns(monkeypatch: pytest.MonkeyP
     doc = (ROOT / "docs" / "models.md").read_text()
     doc_header = next(line for line in doc.splitlines() if line.startswith("| name | family"))
     assert [c.strip() for c in doc_header.strip("|").split("|")] == [*COLUMNS[:4], "GFLOPs @512²", *COLUMNS[5:]]
+
+
+def test_calibration_without_a_gate_does_not_claim_overlap(synth_voc: Path) -> None:
+    """bench exports with --no-verify semantics: no gate runs, so the log must not talk about the gate's images."""
+    from exporters.quantize import CalibrationImages
+
+    line = CalibrationImages(synth_voc, "train", 32, n=4).describe()
+    assert "no parity gate" in line and "OVERLAPPING" not in line and "disjoint" not in line, line
+    gated = CalibrationImages(synth_voc, "val", 32, n=4, gate_split="val").describe()
+    assert "OVERLAPPING the gate's images" in gated, gated
