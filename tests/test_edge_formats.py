@@ -188,3 +188,14 @@ def test_bench_skips_edge_rows_it_cannot_make() -> None:
     lraspp = ModelSource("lraspp_mobilenet_v3_large", Path("x.pt"), "lraspp", trained=False)
     (row,) = plan_rows([lraspp], ("ncnn",), ("int8",), (1,), device="cpu", imgsz=64)
     assert "ncnn2table" in (row.skip or "")
+
+
+def test_litert_passes_an_unquantised_mask_through() -> None:
+    """A mask head's uint8 class map has no quantisation (scale 0): it must come out as the classes, not as zeros;
+    a quantised int8 output is dequantised."""
+    from segx.runtimes.litert_rt import dequantize
+
+    mask = np.array([[0, 3, 20]], np.uint8)
+    assert dequantize(mask, {"dtype": np.uint8, "quantization": (0.0, 0)}).tolist() == [[0, 3, 20]]
+    q = np.array([[-128, 0, 127]], np.int8)
+    np.testing.assert_allclose(dequantize(q, {"dtype": np.int8, "quantization": (0.5, -128)}), [[0.0, 64.0, 127.5]])

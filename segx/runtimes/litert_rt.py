@@ -68,7 +68,9 @@ def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
-    if q.dtype == np.float32:
-        return q.copy()
+    """The tensor as the model's output: a quantised tensor (scale > 0) -> float32; float outputs and a mask head's
+    unquantised integer class map (scale 0) as they are."""
     scale, zero = detail["quantization"]
+    if q.dtype == np.float32 or not scale:
+        return q.copy()
     return ((q.astype(np.float32) - zero) * scale).astype(np.float32)
