@@ -128,17 +128,12 @@ def input_size(candidate: Runtime, imgsz: int | None) -> int | None:
     return None
 
 
-def class_maps(ref: tuple[tuple[np.ndarray, ...], str], out: tuple[tuple[np.ndarray, ...], str],
-               hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's and the candidate's (outputs, head) as class maps at the mask's size: a logits head's first
-    output upsampled and arg-maxed, a mask head's mask resized nearest (segx.evaluate.class_map_at, the one place)."""
+def class_maps(ref: np.ndarray, out: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's and the candidate's first output (N×C×h×w logits or a mask head's N×h×w classes) as class
+    maps at the mask's size (segx.evaluate.class_map_at decides by the output's rank)."""
     from segx.evaluate import class_map_at
 
-    def one(outputs: tuple[np.ndarray, ...], head: str) -> np.ndarray:
-        first = outputs[0] if head == "logits" else outputs[0].astype(np.int64)
-        return class_map_at(torch.from_numpy(np.ascontiguousarray(first)), hw).numpy()
-
-    return one(*ref), one(*out)
+    return tuple(class_map_at(torch.from_numpy(np.ascontiguousarray(o)), hw).numpy() for o in (ref, out))  # type: ignore
 
 
 def _compare(reference: Runtime, candidate: Runtime,
@@ -163,7 +158,7 @@ def _compare(reference: Runtime, candidate: Runtime,
             stats["sum"] += float(diff.sum())
             stats["count"] += diff.size
         hw = tuple(image.shape[-2:]) if mask is None else tuple(mask.shape[-2:])
-        pred_ref, pred = class_maps((ref_out, reference.meta.head), (cand_out, candidate.meta.head), hw)
+        pred_ref, pred = class_maps(ref_out[0], cand_out[0], hw)
         stats["agree"] += int((pred_ref == pred).sum())
         stats["pixels"] += pred.size
         stats["n"] += image.shape[0]

@@ -34,9 +34,10 @@ def max_probability(logits: np.ndarray, axis: int = 1) -> np.ndarray:
 
 def class_map(outputs: tuple[np.ndarray, ...], head: str,
               confidence: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """A model's outputs -> (uint8 class map N x H x W, confidence N x H x W or None): THE one place segx turns
-    model outputs into classes. Logits are arg-maxed (confidence = max softmax probability); a mask head's uint8
-    mask passes through (confidence only when its head has one: mask+conf)."""
+    """A model's outputs -> (uint8 class map N x H x W at the model's output size, confidence N x H x W or None), for
+    predict, serve and bench timing. Logits are arg-maxed (confidence = max softmax probability); a mask head's uint8
+    mask passes through (confidence only when its head has one: mask+conf). Accuracy scoring at the label's size
+    goes through segx.evaluate.class_map_at instead (it resizes first)."""
     if head == "logits":
         logits = outputs[0]
         if logits.ndim != 4:
